@@ -1,0 +1,1 @@
+"""Accuracy evaluation: COCO (pycocotools), MPII, PoseTrack and error analysis."""

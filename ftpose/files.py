@@ -1,0 +1,117 @@
+"""Reading inputs with clear errors and writing outputs atomically.
+
+Every user-facing failure about a file is an :class:`InputError` whose message names
+the file and the problem in one line; batch jobs catch it, report the item and go on.
+Outputs go through :func:`atomic_write` (temp file in the same folder + rename), so an
+interrupted run never leaves a half-written file behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+class InputError(ValueError):
+    """A problem with a user-supplied file; ``str()`` is a one-line message naming it."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def read_image(path) -> np.ndarray:
+    """Read an image file as an 8-bit 3-channel BGR array.
+
+    Grayscale is expanded to 3 channels, alpha is composited over mid-grey (the
+    network's padding value), and 16-bit images are scaled to 8 bits.  A missing,
+    empty, undecodable or truncated file raises :class:`InputError`.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a directory, not an image") from None
+    except OSError as e:
+        raise InputError(path, f"cannot be read ({e.strerror or e})") from None
+    if not data:
+        raise InputError(path, "is empty (0 bytes)")
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:].rstrip(b"\x00\r\n "):
+        raise InputError(path, "truncated JPEG (no end-of-image marker)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise InputError(path, "not a readable image (unknown format or corrupt data)")
+    return to_bgr8(image)
+
+
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Normalise any decoded image (gray, BGRA, 16-bit, float) to uint8 BGR."""
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) / 257.0).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image.astype(np.float32) * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.shape[2] == 4:
+        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+        image = (image[:, :, :3] * alpha + 128.0 * (1.0 - alpha)).round().astype(np.uint8)
+    elif image.shape[2] == 1:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(image)
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb"):
+    """Open a temp file beside ``path``; on success fsync it and rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path, obj, indent: int | None = None) -> None:
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=indent)
+
+
+def write_image(path, image: np.ndarray) -> None:
+    path = Path(path)
+    ok, buf = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise InputError(path, "cannot encode an image with this file extension")
+    with atomic_write(path) as f:
+        f.write(buf.tobytes())
+
+
+def read_json(path):
+    """Load a JSON file, turning every failure into a one-line :class:`InputError`."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(path, f"cannot be read ({e})") from None

@@ -1,0 +1,22 @@
+"""Shared test fixtures.
+
+Real data lives in ``../shared/data`` beside the project (or ``$FTPOSE_TEST_DATA``);
+tests that need it skip with a message saying so when it is absent.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("FTPOSE_TEST_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real-data folder; skips the test when it is not there."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (set FTPOSE_TEST_DATA to its location)")
+    return SHARED_DATA
