@@ -89,6 +89,26 @@ def atomic_write(path, mode: str = "wb"):
         raise
 
 
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temp file name beside ``path`` (same suffix), renamed over ``path`` on success.
+
+    For writers that insist on a file name rather than a file object, such as
+    ``cv2.VideoWriter``, which picks its container from the suffix.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def write_json(path, obj, indent: int | None = None) -> None:
     with atomic_write(path, "w") as f:
         json.dump(obj, f, indent=indent)
