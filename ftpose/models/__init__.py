@@ -1,0 +1,110 @@
+"""Networks: the registry, saving released weights and loading weights or checkpoints.
+
+``create_model("ftnet")`` builds the paper's network, ``create_model("openpose")`` the
+PAF baseline; ``list_models()`` names them all.  Released weights are safetensors files
+whose metadata says how to rebuild the model (``{"model": name, "options": json}``);
+:func:`load_model` also reads training checkpoints (a ``torch.save`` of a dict with
+``model``, ``model_name`` and ``model_options``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ftpose.files import InputError, atomic_write
+from ftpose.models import ftnet as _ftnet, openpose as _openpose  # noqa: F401  (registers the models)
+from ftpose.models.registry import create_model, list_models, parse_options, register_model
+
+__all__ = ["create_model", "list_models", "load_model", "parse_options", "register_model", "save_weights"]
+
+_SAFETENSORS_MAGIC_OFFSET = 8  # a safetensors file starts with an 8-byte header length, then '{'
+
+
+def save_weights(model: nn.Module, path) -> None:
+    """Write ``model``'s weights as safetensors with the metadata :func:`load_model` needs.
+
+    ``pretrained_backbone`` is stored as False: the saved weights already contain it.
+    """
+    from safetensors.torch import save
+
+    name, options = _identity(model)
+    options = {**options, "pretrained_backbone": False} if "pretrained_backbone" in options else options
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    with atomic_write(path) as f:
+        f.write(save(state, metadata={"model": name, "options": json.dumps(options)}))
+
+
+def load_model(path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from a safetensors weights file or a training checkpoint, in eval mode.
+
+    Every problem with the file (missing, not a weights file, unknown model, weights
+    that do not fit) raises :class:`ftpose.files.InputError` naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file" if not path.exists() else "is not a file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SAFETENSORS_MAGIC_OFFSET + 1)
+    except OSError as e:
+        raise InputError(path, f"cannot be read ({e.strerror or e})") from None
+    if head[-1:] == b"{":
+        name, options, state = _read_safetensors(path)
+    else:
+        name, options, state = _read_checkpoint(path)
+    if "pretrained_backbone" in options:  # the stored weights replace any initialisation
+        options["pretrained_backbone"] = False
+    try:
+        model = create_model(name, **options)
+    except (ValueError, TypeError) as e:
+        raise InputError(path, f"cannot rebuild model {name!r}: {e}") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        problem = str(e).splitlines()[0].rstrip(": \t")
+        raise InputError(path, f"weights do not fit model {name!r} with options {options} ({problem})") from None
+    return model.to(map_location).eval()
+
+
+def _identity(model: nn.Module) -> tuple[str, dict]:
+    try:
+        return model.model_name, dict(model.model_options)
+    except AttributeError:
+        raise ValueError("only models built with ftpose.create_model can be saved (they record their name "
+                         "and options)") from None
+
+
+def _read_safetensors(path: Path):
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise InputError(path, f"not a readable safetensors file ({e})") from None
+    if "model" not in metadata:
+        raise InputError(path, "safetensors file without ftpose metadata (no 'model' entry); "
+                               "save weights with ftpose.models.save_weights")
+    try:
+        options = json.loads(metadata.get("options", "{}"))
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"metadata 'options' is not valid JSON ({e.msg})") from None
+    return metadata["model"], options, state
+
+
+def _read_checkpoint(path: Path):
+    import pickle
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(path, f"neither a safetensors file nor a readable torch checkpoint ({problem})") from None
+    missing = [k for k in ("model", "model_name") if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing:
+        raise InputError(path, f"torch file is not an ftpose checkpoint (missing {', '.join(missing)})")
+    return checkpoint["model_name"], dict(checkpoint.get("model_options") or {}), checkpoint["model"]
