@@ -9,4 +9,7 @@ def __getattr__(name):
     if name in _MODEL_API:
         import ftpose.models
         return getattr(ftpose.models, name)
+    if name == "Predictor":
+        from ftpose.predictor import Predictor
+        return Predictor
     raise AttributeError(f"module 'ftpose' has no attribute {name!r}")
