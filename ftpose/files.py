@@ -82,6 +82,7 @@ def atomic_write(path, mode: str = "wb"):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        _give_default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -102,11 +103,19 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        _give_default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _give_default_permissions(path) -> None:
+    """``mkstemp`` makes owner-only files; give the result the usual ``0o666 & ~umask``."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def write_json(path, obj, indent: int | None = None) -> None:
