@@ -1,0 +1,115 @@
+"""``ftpose eval`` end to end on the real fixtures, with --results files."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ftpose.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["eval", *map(str, args)])
+
+
+@pytest.fixture()
+def coco_results(shared_data, tmp_path):
+    ann = shared_data / "mmpose_fixtures/coco/test_coco.json"
+    data = json.loads(ann.read_text())
+    records = []
+    for a in data["annotations"]:
+        if a["iscrowd"] or a["num_keypoints"] == 0:
+            continue
+        kp = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
+        kp[kp[:, 2] == 0] = 0
+        records.append({"image_id": a["image_id"], "category_id": 1, "keypoints": kp.ravel().tolist(), "score": 1})
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(records))
+    return ann, path
+
+
+def test_coco_results_table_json_markdown_and_analysis(coco_results, tmp_path):
+    ann, results = coco_results
+    out = tmp_path / "metrics.json"
+    markdown = tmp_path / "report.md"
+    result = run("--dataset", "coco", "--ann", ann, "--results", results, "--json", out, "--markdown", markdown,
+                 "--analyze", tmp_path / "analysis")
+    assert result.exit_code == 0, result.output
+    assert "AP50" in result.output and "w/o Inversion" in result.output
+    metrics = json.loads(out.read_text())
+    assert {"AP", "AP50", "AP75", "APM", "APL", "AR"} <= set(metrics)
+    assert all(v is None or 0 <= v <= 1 for v in metrics.values())
+    assert metrics["AP"] == pytest.approx(1.0)
+    report = markdown.read_text()
+    assert "| results.json | 1.000 |" in report and "| OKS 0.75 | 1.000 |" in report
+    assert (tmp_path / "analysis" / "error_analysis_oks75.png").is_file()
+
+
+def test_mpii_and_posetrack_results(shared_data, tmp_path):
+    mpii_gt = json.loads((shared_data / "mmpose_fixtures/mpii/test_mpii.json").read_text())
+    records = []
+    for r in mpii_gt:
+        visible = np.asarray(r["joints_vis"])[:, None] > 0
+        kp = np.where(visible, np.concatenate([np.asarray(r["joints"]), np.ones((16, 1))], 1), 0)
+        records.append({"image": r["image"], "keypoints": kp.ravel().tolist(), "score": 0.8})
+    results = tmp_path / "mpii.json"
+    results.write_text(json.dumps(records))
+    result = run("--dataset", "mpii", "--ann", shared_data / "mmpose_fixtures/mpii/test_mpii.json",
+                 "--results", results, "--json", tmp_path / "mpii_metrics.json", "--markdown", "-")
+    assert result.exit_code == 0, result.output
+    assert "Shoulder" in result.output and "| mpii.json | 100.0 |" in result.output
+    assert json.loads((tmp_path / "mpii_metrics.json").read_text())["mAP"] == pytest.approx(1.0)
+
+    posetrack = shared_data / "mmpose_fixtures/posetrack18/annotations/val"
+    submission = tmp_path / "posetrack"
+    submission.mkdir()
+    for file in posetrack.glob("*.json"):
+        data = json.loads(file.read_text())
+        for a in data["annotations"]:
+            a["scores"] = [0.7] * 17
+        (submission / file.name).write_text(json.dumps(data))
+    result = run("--dataset", "posetrack", "--ann", posetrack, "--results", submission,
+                 "--json", tmp_path / "pt.json")
+    assert result.exit_code == 0, result.output
+    assert "MOTA" in result.output
+    metrics = json.loads((tmp_path / "pt.json").read_text())
+    assert metrics["mAP"] == pytest.approx(1.0) and metrics["MOTA"] == pytest.approx(1.0)
+
+
+def test_bad_input_gives_one_line_error_naming_the_file(coco_results, tmp_path):
+    ann, _ = coco_results
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"image_id": 1, "keypoints": [0] * 51}]))
+    result = run("--dataset", "coco", "--ann", ann, "--results", bad)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {bad}: record 0 lacks score"
+    bad_ann = tmp_path / "ann.json"
+    bad_ann.write_text(json.dumps({"images": []}))
+    result = run("--dataset", "coco", "--ann", bad_ann, "--results", bad)
+    assert result.exit_code == 1 and str(bad_ann) in result.output and "annotations" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "give --model, --weights, --results or --oracle"),
+    (("--oracle", "--results", "RESULTS"), "not --results and --oracle"),
+    (("--model", "ftnet"), "needs --images"),
+    (("--results", "RESULTS", "--flip"), "apply to --model/--weights only"),
+])
+def test_usage_errors(coco_results, args, message):
+    ann, results = coco_results
+    args = [str(results) if a == "RESULTS" else a for a in args]
+    result = run("--dataset", "coco", "--ann", ann, *args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_oracle_json_has_the_agreed_keys(shared_data, tmp_path):
+    pytest.importorskip("ftpose.evaluation.oracle")
+    out = tmp_path / "oracle.json"
+    result = run("--dataset", "coco", "--ann", shared_data / "mmpose_fixtures/coco/test_coco.json", "--oracle",
+                 "--json", out)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(out.read_text())
+    for key in ("AP", "AP50", "AP75", "APM", "APL", "AR"):
+        assert isinstance(metrics[key], float) and 0 <= metrics[key] <= 1
