@@ -42,7 +42,7 @@ refinement            7,271,097   7.6M
 total                 21,102,770  21,278,912
 ====================  ==========  ===========
 
-The total is 0.8% under the paper's and the MACs 82.1 G at 368x432 (paper: 82.5 G).
+The total is 0.8% under the paper's and the MACs 82.04 G at 368x432 (paper: 82.5 G).
 With 128-channel 3x3 blocks throughout, the two parts can only match Fig. 5's split
 approximately; this wiring is the one found closest to it that follows the text.
 
