@@ -59,9 +59,9 @@ import torch
 from torch import nn
 
 from ftpose.keypoints import NUM_HEATMAPS, NUM_PAFS
-from ftpose.models.openpose import DetectionBranch, init_conv
+from ftpose.models.openpose import DetectionBranch
 from ftpose.models.registry import register_model
-from ftpose.models.vgg import VGGBackbone, scaled
+from ftpose.models.vgg import VGGBackbone, init_conv, scaled
 
 TRANSFER_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 TRANSFER_BLOCKS = 4

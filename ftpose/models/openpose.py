@@ -19,14 +19,7 @@ from torch import nn
 
 from ftpose.keypoints import NUM_HEATMAPS, NUM_PAFS
 from ftpose.models.registry import register_model
-from ftpose.models.vgg import VGGBackbone, scaled
-
-
-def init_conv(conv: nn.Conv2d) -> nn.Conv2d:
-    """He-normal weights and zero bias: the initialisation of every non-backbone conv."""
-    nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-    nn.init.zeros_(conv.bias)
-    return conv
+from ftpose.models.vgg import VGGBackbone, init_conv, scaled
 
 
 class DetectionBranch(nn.Module):

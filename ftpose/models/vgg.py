@@ -71,6 +71,13 @@ def scaled(channels: int, width_mult: float) -> int:
     return max(1, int(round(channels * width_mult)))
 
 
+def init_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    """He-normal weights and zero bias: the random initialisation of every conv."""
+    nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
 def check_input(x: torch.Tensor) -> None:
     """Raise ``ValueError`` unless ``x`` is a ``(B, 3, H, W)`` batch with H, W multiples of 8."""
     if x.dim() != 4 or x.shape[1] != 3:
@@ -97,16 +104,12 @@ class VGGBackbone(nn.Sequential):
                 layers[name] = nn.MaxPool2d(2, 2)
                 continue
             out = scaled(out, width_mult)
-            layers[name] = nn.Conv2d(channels, out, 3, padding=1)
+            layers[name] = init_conv(nn.Conv2d(channels, out, 3, padding=1))
             layers[name.replace("conv", "relu", 1)] = nn.ReLU(inplace=True)
             channels = out
         super().__init__(layers)
         self.width_mult = width_mult
         self.out_channels = channels
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x)
