@@ -1,0 +1,330 @@
+"""Turning heatmaps and part affinity fields into people (paper §3.4).
+
+1. **Peaks**: 4-neighbour non-maximum suppression on each part heatmap.  Exact ties
+   are broken by position (a cell must beat its left and upper neighbours strictly
+   and match its right and lower ones), so a flat top still gives a single peak.
+   Each peak is refined to sub-cell precision by fitting a parabola to the logarithm
+   of the heatmap along x and along y, which is exact for the Gaussian targets.
+2. **Limb scores** (eq. 6): for every pair of candidate joints of a limb, the mean
+   over ``D = 10`` evenly spaced samples of the PAF (nearest cell, as OpenPose)
+   projected on the pair's direction, plus OpenPose's length prior
+   ``min(0.5 * map_height / length - 1, 0)``.  A pair is a candidate connection when
+   at least 80% of its samples exceed 0.05 and its score is positive.
+3. **Greedy connection**: per limb, from the highest score down; a joint is never
+   used twice by one limb.
+4. **Assembly**: connections of all limbs, again from the highest score down, join
+   the groups of their two joints unless the two groups already hold a joint of the
+   same type.  Unlike OpenPose's neck-rooted tree, nothing depends on a particular
+   joint: a person without a neck (COCO has none when a shoulder is unlabelled) keeps
+   together whatever its limbs connect.
+5. **Fragment merging**: parts that no limb can join (a person without a neck has
+   its legs cut off from its upper body, because hips connect only to the neck) are
+   merged when their joint types do not overlap and they fit together geometrically
+   (see :func:`_merge_fragments`).  What remains is kept, with a low score.
+
+Person score (the ranking COCO AP uses): the sum of the person's joint confidences
+and limb scores divided by the number of joints plus limbs in the layout (18 + 19),
+so a complete, confident person scores near 1 and a fragment scores low.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ftpose.keypoints import COCO17, LIMBS, NETWORK, NUM_LIMBS, NUM_PARTS, convert
+
+_LIMB_ENDS = np.array(LIMBS)  # (19, 2)
+
+
+@dataclass(frozen=True)
+class GroupingParams:
+    """Thresholds of the decoder.  The defaults are tuned on perfect maps (oracle)."""
+
+    peak_threshold: float = 0.1          # heatmap value a peak must reach
+    num_samples: int = 10                # D: PAF samples per candidate limb (eq. 6)
+    paf_sample_threshold: float = 0.05   # a sample "agrees" when its projection exceeds this
+    min_agreeing_fraction: float = 0.8   # fraction of samples that must agree
+    merge_fragments: bool = True         # join fragments that no limb connects (see _merge_fragments)
+    merge_reach: float = 1.0             # how far, in reach units, a merged joint may lie
+    min_parts: int = 1                   # people with fewer joints are dropped
+
+
+@dataclass(frozen=True)
+class People:
+    """People found in one image, in the network layout, sorted by score descending.
+
+    ``keypoints`` is ``(P, 18, 3)`` float32 ``(x, y, confidence)``, all zero for a
+    joint that was not found; ``scores`` is ``(P,)`` float32.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def empty(cls) -> People:
+        return cls(np.zeros((0, NUM_PARTS, 3), np.float32), np.zeros(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def scaled(self, fx: float, fy: float | None = None) -> People:
+        """Coordinates after resizing the maps by ``fx`` (and ``fy``), pixel-centre convention.
+
+        ``x -> (x + 0.5) * fx - 0.5``; e.g. ``scaled(8)`` takes stride-8 map coordinates
+        to the network input's pixels.  Missing joints stay all zero.
+        """
+        fy = fx if fy is None else fy
+        keypoints = self.keypoints.copy()
+        found = keypoints[..., 2] > 0
+        keypoints[..., 0] = np.where(found, (keypoints[..., 0] + 0.5) * fx - 0.5, 0.0)
+        keypoints[..., 1] = np.where(found, (keypoints[..., 1] + 0.5) * fy - 0.5, 0.0)
+        return replace(self, keypoints=keypoints)
+
+    def to_coco17(self) -> np.ndarray:
+        """``(P, 17, 3)`` keypoints in the COCO layout (the neck is dropped)."""
+        return convert(self.keypoints, NETWORK, COCO17).astype(np.float32)
+
+    def coco_results(self, image_id: int) -> list[dict]:
+        """COCO keypoint result records (category 1, 51 values, score) for ``image_id``."""
+        return [{"image_id": int(image_id), "category_id": 1,
+                 "keypoints": [round(float(v), 2) for v in kp.ravel()], "score": float(s)}
+                for kp, s in zip(self.to_coco17(), self.scores)]
+
+
+def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: GroupingParams | None = None) -> People:
+    """Group ``(19, H, W)`` heatmaps and ``(38, H, W)`` PAFs into people.
+
+    The maps may have any resolution; coordinates come back in the maps' own pixel
+    units (cell centres at integer indices) with sub-cell precision.
+    """
+    params = params or GroupingParams()
+    heatmaps = np.asarray(heatmaps, np.float32)
+    pafs = np.ascontiguousarray(pafs, np.float32)
+    if heatmaps.ndim != 3 or heatmaps.shape[0] < NUM_PARTS or pafs.shape != (2 * NUM_LIMBS,) + heatmaps.shape[1:]:
+        raise ValueError(f"expected heatmaps (19, H, W) and PAFs (38, H, W), got {heatmaps.shape} and {pafs.shape}")
+    parts, xy, confidence = find_peaks(heatmaps[:NUM_PARTS], params.peak_threshold)
+    if len(parts) == 0:
+        return People.empty()
+    limb, first, second, score = _candidate_limbs(parts, xy, pafs, params)
+    label, limb_totals = _assemble(parts, limb, first, second, score)
+    if params.merge_fragments:
+        label, limb_totals = _merge_fragments(parts, xy, label, limb_totals, params.merge_reach)
+    return _people(parts, xy, confidence, label, limb_totals, params.min_parts)
+
+
+def find_peaks(heatmaps: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """4-neighbour maxima of ``(C, H, W)`` maps at or above ``threshold``.
+
+    Returns the channel ``(K,)``, sub-cell ``(x, y)`` ``(K, 2)`` and map value ``(K,)``
+    of every peak, ordered by channel.
+    """
+    c, h, w = heatmaps.shape
+    padded = np.full((c, h + 2, w + 2), -np.inf, np.float32)
+    padded[:, 1:-1, 1:-1] = heatmaps
+    flat = padded.reshape(-1)
+    # Only cells above the threshold can be peaks: compare those few with their neighbours.
+    index = np.flatnonzero(flat >= threshold)
+    around = flat[index[:, None] + np.array([-1, 0, 1, -(w + 2), w + 2])]   # left, centre, right, up, down
+    left, centre, right, up, down = around.T
+    is_peak = (centre > left) & (centre > up) & (centre >= right) & (centre >= down)
+    index, around = index[is_peak], around[is_peak]
+    channel, cell = np.divmod(index, (h + 2) * (w + 2))
+    y, x = np.divmod(cell, w + 2)
+    log = np.log(np.maximum(around, 1e-12))
+    log[np.isinf(around)] = np.nan      # off the map edge
+    left, centre, right, up, down = log.T
+    curvature_x, curvature_y = left - 2 * centre + right, up - 2 * centre + down
+    offset_x = _vertex(left, centre, right, curvature_x, curvature_y)
+    offset_y = _vertex(up, centre, down, curvature_y, curvature_x)
+    xy = np.stack([x - 1 + offset_x, y - 1 + offset_y], axis=1).astype(np.float32)
+    return channel, xy, around[:, 1]
+
+
+def _vertex(before, centre, after, curvature, other_curvature) -> np.ndarray:
+    """Sub-cell offset of the top of a log-parabola through (-1, before), (0, centre), (1, after).
+
+    At the map edge one neighbour is missing (nan); a Gaussian peak is round, so the
+    curvature across the other axis stands in for the missing one.  Without any
+    usable curvature (a corner, a flat top) the offset is 0.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        both = 0.5 * (before - after) / curvature
+        fallback = np.where(other_curvature < 0, other_curvature, np.nan)
+        only_before = -(centre - before) / fallback - 0.5
+        only_after = 0.5 - (after - centre) / fallback
+    offset = np.select([curvature < 0, np.isnan(after), np.isnan(before)], [both, only_before, only_after], np.nan)
+    return np.where(np.isfinite(offset), np.clip(offset, -0.5, 0.5), 0.0)
+
+
+def _candidate_limbs(parts, xy, pafs, params: GroupingParams):
+    """All joint pairs that the PAFs support: limb type, two peak indices, score."""
+    counts = np.bincount(parts, minlength=NUM_PARTS)
+    starts = np.cumsum(counts) - counts
+    n_first, n_second = counts[_LIMB_ENDS[:, 0]], counts[_LIMB_ENDS[:, 1]]
+    sizes = n_first * n_second
+    limb = np.repeat(np.arange(NUM_LIMBS), sizes)
+    offset = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    first = starts[_LIMB_ENDS[limb, 0]] + offset // n_second[limb]
+    second = starts[_LIMB_ENDS[limb, 1]] + offset % n_second[limb]
+
+    a, b = xy[first], xy[second]
+    delta = b - a
+    length = np.sqrt((delta * delta).sum(axis=1))
+    unit = delta / np.maximum(length, 1e-6)[:, None]
+    # The PAF at D evenly spaced points from a to b, nearest cell (channels 2k, 2k+1).
+    t = np.linspace(0.0, 1.0, params.num_samples, dtype=np.float32)[:, None]
+    _, h, w = pafs.shape
+    x = np.clip(np.rint(a[:, 0] + t * delta[:, 0]), 0, w - 1).astype(np.intp)   # (D, M)
+    y = np.clip(np.rint(a[:, 1] + t * delta[:, 1]), 0, h - 1).astype(np.intp)
+    index = (2 * h * w) * limb + (y * w + x)
+    flat = pafs.reshape(-1)
+    projection = flat[index] * unit[:, 0] + flat[index + h * w] * unit[:, 1]  # (D, M)
+    prior = np.minimum(0.5 * h / np.maximum(length, 1e-6) - 1.0, 0.0)
+    score = projection.mean(axis=0) + prior
+    agreeing = (projection > params.paf_sample_threshold).mean(axis=0)
+    keep = (agreeing >= params.min_agreeing_fraction) & (score > 0)
+    return limb[keep], first[keep], second[keep], score[keep]
+
+
+def _assemble(parts, limb, first, second, score):
+    """Greedy per-limb matching and assembly into groups, highest score first.
+
+    Returns each peak's group ``(K,)`` (0..G-1; a peak no limb connects is a group of
+    its own) and each group's total limb score ``(G,)``.
+    """
+    num_peaks = len(parts)
+    group_of = list(range(num_peaks))
+    members = [[p] for p in range(num_peaks)]
+    part_bits = [1 << p for p in parts.tolist()]
+    used = set()
+    accepted, accepted_score = [], []
+    order = np.argsort(-score, kind="stable")
+    for k, p, q, s in zip(limb[order].tolist(), first[order].tolist(), second[order].tolist(),
+                          score[order].tolist()):
+        if (k, p) in used or (k, q) in used:
+            continue
+        used.add((k, p))
+        used.add((k, q))
+        gp, gq = group_of[p], group_of[q]
+        if gp != gq:
+            if part_bits[gp] & part_bits[gq]:
+                continue    # joining would give someone two joints of one type
+            if len(members[gp]) < len(members[gq]):
+                gp, gq = gq, gp
+            for peak in members[gq]:
+                group_of[peak] = gp
+            members[gp] += members[gq]
+            part_bits[gp] |= part_bits[gq]
+        accepted.append(p)
+        accepted_score.append(s)
+    _, label = np.unique(group_of, return_inverse=True)
+    limb_totals = np.bincount(label[accepted], accepted_score, minlength=label.max() + 1)
+    return label, limb_totals
+
+
+def _skeleton_reach() -> np.ndarray:
+    """``reach[i, j]``: the longest distance joints ``i`` and ``j`` can be apart, in body heights.
+
+    The shortest path between them along the limbs, each limb at its typical length
+    (anthropometric segment lengths, rounded up).  A limb never looks longer than it
+    is in a 2-D projection, so a real person's joints satisfy
+    ``distance <= scale * reach`` for the person's height ``scale``.
+    """
+    typical = {"neck-right_shoulder": 0.13, "neck-left_shoulder": 0.13,
+               "right_shoulder-right_elbow": 0.19, "right_elbow-right_wrist": 0.16,
+               "left_shoulder-left_elbow": 0.19, "left_elbow-left_wrist": 0.16,
+               "neck-right_hip": 0.31, "right_hip-right_knee": 0.25, "right_knee-right_ankle": 0.25,
+               "neck-left_hip": 0.31, "left_hip-left_knee": 0.25, "left_knee-left_ankle": 0.25,
+               "neck-nose": 0.12, "nose-right_eye": 0.04, "right_eye-right_ear": 0.07,
+               "nose-left_eye": 0.04, "left_eye-left_ear": 0.07,
+               "right_shoulder-right_ear": 0.13, "left_shoulder-left_ear": 0.13}
+    reach = np.full((NUM_PARTS, NUM_PARTS), np.inf)
+    np.fill_diagonal(reach, 0.0)
+    for a, b in LIMBS:
+        reach[a, b] = reach[b, a] = typical[f"{NETWORK.keypoints[a]}-{NETWORK.keypoints[b]}"]
+    for k in range(NUM_PARTS):  # Floyd-Warshall
+        reach = np.minimum(reach, reach[:, k, None] + reach[None, k, :])
+    return reach
+
+
+_REACH = _skeleton_reach()
+
+
+def _merge_fragments(parts, xy, label, limb_totals, max_reach: float):
+    """Merge groups that no limb joins but that fit together as one person.
+
+    ``reach[i, j]`` bounds how far apart joint types ``i`` and ``j`` can be, per unit
+    of body height, so ``distance / reach`` over a group's pairs of joints is a lower
+    bound on its height.  Two groups holding no joint of the same type can merge
+    when no pair of joints across them is further apart than ``max_reach`` times the
+    larger of their two heights allows.  Allowed merges are made cheapest first, the
+    cost being the mean of the smallest and the largest ``distance / reach`` across
+    the two groups relative to that height, so groups that sit close together and
+    stay within reach everywhere go first.  A second round raises every height to at
+    least the median height of the image's groups, so that single joints, which have
+    no height of their own, can merge too.  Returns the new labels and limb totals.
+    """
+    num_groups = len(limb_totals)
+    if num_groups < 2:
+        return label, limb_totals
+    x, y = xy[:, 0], xy[:, 1]
+    distance = np.sqrt(np.square(x[:, None] - x) + np.square(y[:, None] - y))
+    reach = _REACH[parts[:, None], parts[None, :]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = distance / reach          # nan for a joint with itself, inf for two of one type
+    # farthest[g, h] / nearest[g, h]: the largest / smallest ratio between the joints of g and h
+    order = np.argsort(label, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(label[order]) != 0])
+    ratio = ratio[order][:, order]
+    farthest = np.maximum.reduceat(np.maximum.reduceat(np.where(np.isnan(ratio), 0, ratio), starts, 0), starts, 1)
+    nearest = np.minimum.reduceat(np.minimum.reduceat(np.where(np.isnan(ratio), np.inf, ratio), starts, 0), starts, 1)
+    height = farthest.diagonal().copy()
+    found = np.zeros((num_groups, NUM_PARTS), np.float32)
+    found[label, parts] = 1.0
+    overlap = found @ found.T > 0
+    root = np.arange(num_groups)
+    limb_totals = limb_totals.copy()
+    median_height = np.median(height[height > 0]) if (height > 0).any() else 0.0
+    for fallback in (0.0, median_height):
+        cost = _merge_cost(farthest, nearest, height, overlap, fallback, max_reach)
+        merged_away = root != np.arange(num_groups)
+        cost[merged_away] = cost[:, merged_away] = np.inf
+        while True:
+            a, b = np.unravel_index(np.argmin(cost), cost.shape)
+            if not np.isfinite(cost[a, b]):
+                break
+            height[a] = max(height[a], height[b], farthest[a, b])
+            farthest[a] = farthest[:, a] = np.maximum(farthest[a], farthest[b])
+            nearest[a] = nearest[:, a] = np.minimum(nearest[a], nearest[b])
+            overlap[a] = overlap[:, a] = overlap[a] | overlap[b]
+            limb_totals[a] += limb_totals[b]
+            root[root == b] = a
+            cost[b] = cost[:, b] = np.inf
+            row = _merge_cost(farthest[a:a + 1], nearest[a:a + 1], height, overlap[a:a + 1], fallback,
+                              max_reach, height[a])[0]
+            row[root != np.arange(num_groups)] = np.inf     # groups already merged away
+            cost[a] = cost[:, a] = row
+    kept, label = np.unique(root[label], return_inverse=True)
+    return label, limb_totals[kept]
+
+
+def _merge_cost(farthest, nearest, height, overlap, fallback, max_reach, row_height=None):
+    """Cost of merging each group of the rows with every group; inf where not allowed."""
+    row_height = height[:, None] if row_height is None else row_height
+    scale = np.maximum(np.maximum(row_height, height[None, :]), fallback)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        allowed = ~overlap & (scale > 0) & (farthest <= max_reach * scale)
+        return np.where(allowed, (nearest + farthest) / (2 * scale), np.inf)
+
+
+def _people(parts, xy, confidence, label, limb_totals, min_parts: int) -> People:
+    """Gather each group's joints; score, filter and sort the people."""
+    keypoints = np.zeros((len(limb_totals), NUM_PARTS, 3), np.float32)
+    keypoints[label, parts, :2] = xy
+    keypoints[label, parts, 2] = confidence
+    keep = np.bincount(label, minlength=len(limb_totals)) >= min_parts
+    keypoints, limb_totals = keypoints[keep], limb_totals[keep]
+    scores = ((keypoints[..., 2].sum(axis=1) + limb_totals) / (NUM_PARTS + NUM_LIMBS)).astype(np.float32)
+    order = np.argsort(-scores, kind="stable")
+    return People(keypoints[order], scores[order])
