@@ -1,13 +1,20 @@
 """``ftpose eval`` end to end on the real fixtures, with --results files."""
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import ftpose.predictor
 from ftpose.cli import main
+from ftpose.evaluation import mpii, posetrack
+from ftpose.files import read_image
+from ftpose.grouping import People
+from ftpose.keypoints import COCO17, MPII16, NETWORK, POSETRACK17, convert
 
 
 def run(*args):
@@ -113,3 +120,93 @@ def test_oracle_json_has_the_agreed_keys(shared_data, tmp_path):
     metrics = json.loads(out.read_text())
     for key in ("AP", "AP50", "AP75", "APM", "APL", "AR"):
         assert isinstance(metrics[key], float) and 0 <= metrics[key] <= 1
+
+
+class GroundTruthPredictor:
+    """Stands in for ``ftpose.Predictor``: returns the annotated people of each image.
+
+    The images are read for real; this checks the model path of ``ftpose eval`` (file
+    names, keys, the network layout's conversion to each protocol) without a network.
+    """
+
+    people_by_image: dict = {}
+
+    def __init__(self, model, weights=None, device="cpu", scales=(1.0,), flip=False, batch_size=4):
+        assert scales == (1.0,) and not flip
+
+    def predict(self, image):
+        keypoints = self.people_by_image[_fingerprint(image)]
+        return People(keypoints.astype(np.float32), np.linspace(1, 0.5, len(keypoints)).astype(np.float32))
+
+
+def _fingerprint(image) -> str:
+    return hashlib.sha1(image.tobytes()).hexdigest()
+
+
+def _network_people(keypoints, layout):
+    kp = convert(np.asarray(keypoints, np.float64), layout, NETWORK)
+    kp[..., 2] = np.where(kp[..., 2] > 0, 1.0, 0.0)
+    kp[kp[..., 2] == 0] = 0
+    return kp
+
+
+def test_model_path_scores_what_the_predictor_returns(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(ftpose.predictor, "Predictor", GroundTruthPredictor)
+    people = {}
+    monkeypatch.setattr(GroundTruthPredictor, "people_by_image", people)
+
+    def key(path):
+        return _fingerprint(read_image(path))
+
+    coco_dir = shared_data / "mmpose_fixtures/coco"
+    data = json.loads((coco_dir / "test_coco.json").read_text())
+    for image in data["images"]:
+        anns = [a["keypoints"] for a in data["annotations"]
+                if a["image_id"] == image["id"] and a["num_keypoints"] > 0 and not a["iscrowd"]]
+        people[key(coco_dir / image["file_name"])] = _network_people(np.reshape(anns, (-1, 17, 3)), COCO17)
+    saved = tmp_path / "coco_results.json"
+    result = run("--dataset", "coco", "--ann", coco_dir / "test_coco.json", "--images", coco_dir, "--model", "x",
+                 "--json", tmp_path / "coco.json", "--save-results", saved)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "coco.json").read_text())["AP"] == pytest.approx(1.0)
+    rescored = run("--dataset", "coco", "--ann", coco_dir / "test_coco.json", "--results", saved,
+                   "--json", tmp_path / "again.json")
+    assert rescored.exit_code == 0
+    assert json.loads((tmp_path / "again.json").read_text()) == json.loads((tmp_path / "coco.json").read_text())
+
+    mpii_dir = shared_data / "mmpose_fixtures/mpii"
+    for image in mpii.load_ground_truth(mpii_dir / "test_mpii.json"):
+        people[key(mpii_dir / image.image)] = _network_people(image.keypoints, MPII16)
+    result = run("--dataset", "mpii", "--ann", mpii_dir / "test_mpii.json", "--images", mpii_dir, "--model", "x",
+                 "--json", tmp_path / "mpii.json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "mpii.json").read_text())
+    assert metrics["Head"] is None and metrics["mAP"] == pytest.approx(1.0)
+
+    root = shared_data / "mmpose_fixtures/posetrack18"
+    for sequence in posetrack.load_ground_truth(root / "annotations/val"):
+        for frame in sequence.frames:
+            people[key(root / frame.image)] = _network_people(frame.keypoints, POSETRACK17)
+    result = run("--dataset", "posetrack", "--ann", root / "annotations/val", "--images", root, "--model", "x",
+                 "--json", tmp_path / "posetrack.json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "posetrack.json").read_text())
+    assert metrics["AP/head_top"] is None and metrics["Head"] == pytest.approx(1.0)  # the nose alone
+    assert metrics["mAP"] == pytest.approx(1.0) and "MOTA" not in metrics
+
+
+def test_unreadable_image_is_reported_and_exit_code_is_one(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(ftpose.predictor, "Predictor", GroundTruthPredictor)
+    images = tmp_path / "images"
+    shutil.copytree(shared_data / "mmpose_fixtures/mpii", images)
+    first = json.loads((images / "test_mpii.json").read_text())[0]["image"]
+    (images / first).write_bytes(b"")
+    people = {}
+    monkeypatch.setattr(GroundTruthPredictor, "people_by_image", people)
+    for image in mpii.load_ground_truth(images / "test_mpii.json"):
+        if image.image != first:
+            people[_fingerprint(read_image(images / image.image))] = _network_people(image.keypoints, MPII16)
+    result = run("--dataset", "mpii", "--ann", images / "test_mpii.json", "--images", images, "--model", "x")
+    assert result.exit_code == 1
+    assert f"{images / first}: is empty (0 bytes)" in result.output
+    assert "1 image(s) could not be read" in result.output

@@ -27,7 +27,6 @@ Prints one line per case and metric and exits 1 if any AP differs by 0.1 or more
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import subprocess
 import sys

@@ -35,7 +35,7 @@ from ftpose.evaluation.clear_mot import MotAccumulator, MotCounts
 from ftpose.evaluation.pckh import PCKH_THRESHOLD, Frame, group_means, joint_average_precisions, match_frame, \
     protocol_joints
 from ftpose.files import InputError, read_json
-from ftpose.keypoints import COCO17, OPENPOSE18, POSETRACK17, POSETRACK18, KeypointSet
+from ftpose.keypoints import COCO17, POSETRACK17, POSETRACK18, KeypointSet
 
 HEAD_BOX_FACTOR = 0.6
 JOINTS = POSETRACK17.keypoints  # poseval's 15 joints, in its order
