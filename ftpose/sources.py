@@ -94,6 +94,9 @@ class VideoReader:
             raise InputError(self.path, "no such file")
         if self.path.stat().st_size == 0:
             raise InputError(self.path, "is empty (0 bytes)")
+        # FFmpeg's own complaints ("moov atom not found") would interleave with our one-line
+        # error; an explicit setting by the user wins.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         self._capture = cv2.VideoCapture(str(self.path))
         if not self._capture.isOpened():
             raise InputError(self.path, "not a readable video (unknown format or corrupt data)")

@@ -1,0 +1,319 @@
+"""``ftpose predict``: people in images, folders and videos -> overlays and COCO JSON."""
+from __future__ import annotations
+
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ftpose.files import InputError
+
+SAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "000000000790.jpg"
+UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningless"
+
+
+def _parse_scales(ctx, param, values) -> tuple[float, ...]:
+    scales = []
+    for value in values:
+        for part in value.split(","):
+            try:
+                scale = float(part)
+            except ValueError:
+                raise click.BadParameter(f"{part!r} is not a number") from None
+            if scale <= 0:
+                raise click.BadParameter(f"{part!r} is not a positive scale")
+            scales.append(scale)
+    return tuple(scales)
+
+
+@click.command("predict")
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path), metavar="[INPUT]...")
+@click.option("--model", "model_name", default="ftnet", show_default=True,
+              help="Registered model name (ignored with --weights, whose file names its model).")
+@click.option("--weights", type=click.Path(path_type=Path),
+              help="Weights (.safetensors) or training checkpoint. Default: the shipped weights "
+                   "of --model, if any.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for overlays (and maps); the JSON goes to OUT/predictions.json unless --json.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="COCO keypoint results file; OUT/predictions.json by default when --out is given.")
+@click.option("--scales", "scales", multiple=True, callback=_parse_scales, metavar="S[,S...]",
+              help="Input heights relative to 368 px, e.g. --scales 0.75,1,1.25,1.5 (default 1).")
+@click.option("--multi-scale", is_flag=True,
+              help="The paper's multi-scale test: scales 0.75,1,1.25,1.5, maps averaged.")
+@click.option("--flip", is_flag=True, help="Also run the mirrored image and average the maps.")
+@click.option("--save-maps", is_flag=True, help="Write the merged heatmaps and PAFs (.npz) to OUT.")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu, cuda, cuda:1.")
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Images or video frames of one size sent to the network together.")
+def command(inputs, model_name, weights, out, json_path, scales, multi_scale, flip, save_maps, device,
+            batch_size):
+    """Estimate the poses of everyone in INPUT images, folders or videos.
+
+    Folders are searched recursively (sorted); videos are read frame by frame.  With
+    no INPUT the bundled sample photo is used.
+
+    \b
+    Outputs:
+      OUT/NAME.jpg        overlay of an image (NAME keeps sub-folders of a folder)
+      OUT/NAME.mp4        annotated copy of a video
+      OUT/NAME.maps.npz   with --save-maps: float16 heatmaps (19,h,w), pafs (38,h,w)
+                          and cell_size (image pixels per map cell along x, y);
+                          videos get OUT/NAME.maps/FRAME.npz
+      OUT/predictions.json       COCO keypoint results (category 1, 17 x,y,v
+                                 triplets, score; video records carry "frame")
+      OUT/predictions.meta.json  image_id -> file (and frame), model, settings
+    (--json FILE moves the last two to FILE and FILE's stem + .meta.json.)
+
+    image_id is the number in the file name when every input is an image named by a
+    distinct number (COCO style), else images and frames are numbered 0, 1, 2... in
+    input order.  Unreadable inputs are reported and skipped; the exit code is then 1.
+    """
+    from ftpose.predictor import MULTI_SCALES, Predictor, UntrainedNetworkWarning, untrained_message
+    from ftpose.sources import expand_inputs
+
+    if multi_scale and scales:
+        raise click.UsageError("give either --scales or --multi-scale, not both")
+    if save_maps and out is None:
+        raise click.UsageError("--save-maps needs --out")
+    if json_path is None and out is not None:
+        json_path = out / "predictions.json"
+    scales = MULTI_SCALES if multi_scale else (scales or (1.0,))
+
+    sources, errors = expand_inputs(inputs or [SAMPLE_PHOTO])
+    for error in errors:
+        click.echo(f"error: {error}", err=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedNetworkWarning)
+        try:
+            predictor = Predictor(model_name, weights=weights, device=device, scales=scales, flip=flip,
+                                  batch_size=batch_size)
+        except InputError as e:
+            raise click.ClickException(str(e)) from None
+        except ValueError as e:   # an unknown model name
+            raise click.UsageError(str(e)) from None
+    if not predictor.trained:
+        click.echo(f"warning: {untrained_message(model_name)}", err=True)
+
+    run = _Run(predictor, out, save_maps, _numeric_ids(sources), echo=out is None and json_path is None)
+    run.process(sources)
+    failed = len(errors) + run.failed
+    if json_path is not None:
+        _write_json(json_path, run, predictor, model_name, weights)
+    summary = f"{run.images} image(s), {run.people} people"
+    if failed:
+        summary += f"; {failed} input(s) failed"
+    click.echo(summary, err=True)
+    if failed:
+        sys.exit(1)
+
+
+def _numeric_ids(sources) -> dict | None:
+    """``{path: int}`` when every source is an image named by a distinct number, else None."""
+    if not sources or any(s.is_video or not s.path.stem.isdigit() for s in sources):
+        return None
+    ids = {s.path: int(s.path.stem) for s in sources}
+    return ids if len(set(ids.values())) == len(ids) else None
+
+
+@dataclass
+class _Item:
+    """One image to predict on: a still image or a video frame."""
+
+    image: np.ndarray
+    source: object
+    frame: int | None = None
+
+
+class _Run:
+    """Processes the sources in order, writing overlays as it goes, collecting results."""
+
+    def __init__(self, predictor, out, save_maps: bool, numeric_ids: dict | None, echo: bool):
+        self.predictor = predictor
+        self.out = out
+        self.save_maps = save_maps
+        self.numeric_ids = numeric_ids
+        self.echo = echo            # no output files: say what was found on stdout
+        self.results: list[dict] = []
+        self.images_meta: list[dict] = []
+        self.images = self.people = self.failed = 0
+        self._bar = None
+
+    def process(self, sources) -> None:
+        from tqdm import tqdm
+
+        stills = sum(not s.is_video for s in sources)
+        show = len(sources) > 1 or any(s.is_video for s in sources)
+        # disable=None: a bar on terminals only, never in logs or pipes
+        with tqdm(total=stills, unit="img", disable=None if show else True, file=sys.stderr,
+                  dynamic_ncols=True) as bar:
+            self._bar = bar
+            batch: list[_Item] = []
+            for source in sources:
+                if source.is_video:
+                    self._flush(batch)
+                    batch = []
+                    self._video(source)
+                    continue
+                item = self._read(source)
+                if item is not None:
+                    batch.append(item)
+                if len(batch) >= self.predictor.batch_size:
+                    self._flush(batch)
+                    batch = []
+            self._flush(batch)
+
+    def _report(self, error: InputError) -> None:
+        self.failed += 1
+        self._bar.write(f"error: {error}", file=sys.stderr)
+
+    def _read(self, source) -> _Item | None:
+        from ftpose.files import read_image
+
+        try:
+            return _Item(read_image(source.path), source)
+        except InputError as e:
+            self._report(e)
+            self._bar.update()
+            return None
+
+    def _flush(self, batch: list[_Item]) -> None:
+        """Predict on a batch of still images and write their outputs."""
+        from ftpose.files import write_image
+
+        if not batch:
+            return
+        for item, (people, maps) in zip(batch, self._predict([i.image for i in batch])):
+            self._record(item, people)
+            if self.out is not None:
+                try:
+                    if self.save_maps:
+                        _write_maps(self._output(item.source, ".maps.npz"), maps)
+                    write_image(self._output(item.source, ".jpg"), self._overlay(item.image, people))
+                except OSError as e:
+                    self._report(InputError(self.out, f"cannot write outputs ({e.strerror or e})"))
+                except InputError as e:
+                    self._report(e)
+            self._bar.update()
+
+    def _output(self, source, suffix: str) -> Path:
+        """Where an output of ``source`` goes; never the input file itself."""
+        path = self.out / source.name.with_suffix(suffix)
+        if path.resolve() == source.path.resolve():
+            raise InputError(source.path, "its output would overwrite it; choose another --out")
+        return path
+
+    def _video(self, source) -> None:
+        """Predict on every frame of a video, writing an annotated .mp4 beside the results."""
+        from ftpose.sources import VideoReader
+
+        try:
+            reader = VideoReader(source.path)
+            self._bar.total += reader.frame_count
+            self._bar.refresh()
+            with contextlib.ExitStack() as stack:
+                writer = None
+                if self.out is not None:
+                    writer = stack.enter_context(_video_writer(self._output(source, ".mp4"), reader.fps, reader.size))
+                for frames in _chunks(reader, self.predictor.batch_size):
+                    predictions = self._predict([image for _, image in frames])
+                    for (index, image), (people, maps) in zip(frames, predictions):
+                        self._record(_Item(image, source, index), people)
+                        if writer is not None:
+                            writer.write(self._overlay(image, people))
+                        if self.save_maps:
+                            _write_maps(self._output(source, ".maps") / f"{index:06d}.npz", maps)
+                        self._bar.update()
+        except OSError as e:
+            self._report(InputError(self.out, f"cannot write outputs ({e.strerror or e})"))
+        except InputError as e:
+            self._report(e)
+
+    def _predict(self, images):
+        maps = self.predictor.maps_batch(images)
+        return [(self.predictor.decode(m), m) for m in maps]
+
+    def _record(self, item: _Item, people) -> None:
+        if self.numeric_ids is not None:
+            image_id = self.numeric_ids[item.source.path]
+        else:
+            image_id = len(self.images_meta)
+        meta = {"image_id": image_id, "file": str(item.source.path)}
+        records = people.coco_results(image_id)
+        if item.frame is not None:
+            meta["frame"] = item.frame
+            for record in records:
+                record["frame"] = item.frame
+        meta["height"], meta["width"] = item.image.shape[:2]
+        if self.echo:
+            where = item.source.path if item.frame is None else f"{item.source.path} frame {item.frame}"
+            self._bar.write(f"{where}: {len(people)} people", file=sys.stdout)
+        self.images_meta.append(meta)
+        self.results += records
+        self.images += 1
+        self.people += len(people)
+
+    def _overlay(self, image, people):
+        from ftpose.visualize import draw_banner, draw_people
+
+        canvas = draw_people(image, people)
+        return canvas if self.predictor.trained else draw_banner(canvas, UNTRAINED_BANNER)
+
+
+def _chunks(frames, size: int) -> Iterator[list]:
+    chunk = []
+    for frame in frames:
+        chunk.append(frame)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@contextlib.contextmanager
+def _video_writer(path: Path, fps: float, size: tuple[int, int]):
+    """A ``cv2.VideoWriter`` (mp4v) on a temp file, renamed to ``path`` once complete."""
+    import cv2
+
+    from ftpose.files import atomic_path
+
+    with atomic_path(path) as temp:
+        writer = cv2.VideoWriter(str(temp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not writer.isOpened():
+            raise InputError(path, "cannot open an mp4v video writer for this file")
+        try:
+            yield writer
+        finally:
+            writer.release()
+
+
+def _write_maps(path: Path, maps) -> None:
+    from ftpose.files import atomic_write
+
+    with atomic_write(path) as f:
+        np.savez_compressed(f, heatmaps=maps.heatmaps.astype(np.float16), pafs=maps.pafs.astype(np.float16),
+                            cell_size=np.array(maps.cell_size))
+
+
+def _write_json(path: Path, run: _Run, predictor, model_name: str, weights) -> None:
+    from ftpose.files import write_json
+
+    write_json(path, run.results)
+    meta = {
+        "results": path.name,
+        "model": getattr(predictor.network, "model_name", model_name),
+        "weights": None if weights is None else str(weights),
+        "trained": predictor.trained,
+        "scales": list(predictor.scales),
+        "flip": predictor.flip,
+        "images": run.images_meta,
+    }
+    if not predictor.trained:
+        meta["warning"] = "the network is untrained (random weights): these results are meaningless"
+    write_json(path.with_name(path.stem + ".meta.json"), meta, indent=1)
