@@ -210,3 +210,17 @@ def test_unreadable_image_is_reported_and_exit_code_is_one(shared_data, tmp_path
     assert result.exit_code == 1
     assert f"{images / first}: is empty (0 bytes)" in result.output
     assert "1 image(s) could not be read" in result.output
+
+
+def test_oracle_on_mpii_and_posetrack_leaves_out_joints_the_network_lacks(shared_data, tmp_path):
+    pytest.importorskip("ftpose.evaluation.oracle")
+    for dataset, ann, missing in (("mpii", "mpii/test_mpii.json", "upper_neck, head_top"),
+                                  ("posetrack", "posetrack18/annotations/val", "head_bottom, head_top")):
+        out = tmp_path / f"{dataset}.json"
+        result = run("--dataset", dataset, "--ann", shared_data / "mmpose_fixtures" / ann, "--oracle", "--json", out)
+        assert result.exit_code == 0, result.output
+        assert f"left out of the columns and mAP: {missing}" in result.output
+        metrics = json.loads(out.read_text())
+        # single, well separated people: perfect maps decode to people within PCKh 0.5
+        assert metrics["mAP"] == pytest.approx(1.0)
+        assert (metrics["Head"] is None) == (dataset == "mpii")

@@ -40,7 +40,7 @@ class ScaleList(click.ParamType):
               help="Run the network in these weights (.safetensors) or training checkpoint.")
 @click.option("--results", type=click.Path(exists=True, path_type=Path),
               help="Score an existing results file (or PoseTrack folder) from any system.")
-@click.option("--oracle", is_flag=True, help="COCO only: score the decoder on maps rendered from the ground truth.")
+@click.option("--oracle", is_flag=True, help="Score the decoder on maps rendered from the ground truth.")
 @click.option("--layout", type=click.Choice(LAYOUTS),
               help="Keypoint layout of --results records when their length is ambiguous "
                    "(default: COCO-17 for 51 values).")
@@ -64,7 +64,7 @@ def command(dataset, ann, images, model_name, weights, results, oracle, layout, 
     COCO: AP/AR through pycocotools (Table 3).  MPII: per-part AP with PCKh@0.5
     matching (Table 2).  PoseTrack 2017/2018: per-part AP, plus MOTA/MOTP/precision/
     recall when the results carry track ids (Table 4).  Predictions come from a model
-    (--model/--weights, reading --images), from --results, or (COCO) from --oracle.
+    (--model/--weights, reading --images), from --results, or from --oracle.
     Exit code 1 when an image could not be read (the rest is still scored).
     """
     sources = [name for name, given in (("--model", model_name), ("--weights", weights),
@@ -73,8 +73,6 @@ def command(dataset, ann, images, model_name, weights, results, oracle, layout, 
         raise click.UsageError(f"give one source of predictions, not {' and '.join(sources)}")
     if not sources:
         raise click.UsageError("give --model, --weights, --results or --oracle")
-    if oracle and dataset != "coco":
-        raise click.UsageError("--oracle renders maps from COCO annotations; use --dataset coco")
     if analyze_dir is not None and dataset != "coco":
         raise click.UsageError("--analyze is the COCO (OKS) error analysis; use --dataset coco")
     running_model = model_name is not None or weights is not None
@@ -173,16 +171,32 @@ class _Evaluation:
             self.predictions, self.layout = load_results(path, layout)
 
     def oracle(self):
-        from ftpose.evaluation.oracle import oracle_results
+        """The decoder's output on maps rendered from the ground truth (no images read).
 
-        self.predictions = oracle_results(self.gt)
+        MPII and PoseTrack files give no image sizes: their maps cover the annotations.
+        """
+        import numpy as np
+
+        from ftpose.evaluation.oracle import oracle_people, oracle_results
+        from ftpose.keypoints import MPII16, NETWORK, POSETRACK17, convert
+
+        if self.dataset == "coco":
+            self.predictions = oracle_results(self.gt)
+            return
+        if self.dataset == "mpii":
+            annotated = [(image.image, image.keypoints, MPII16) for image in self.gt]
+        else:
+            annotated = [(frame.image, frame.keypoints, POSETRACK17) for s in self.gt for frame in s.frames]
+        people_by_key = {}
+        for key, keypoints, layout in annotated:
+            height, width = (int(np.ceil(v)) + 16 for v in keypoints[..., 1::-1].reshape(-1, 2).max(0))
+            people_by_key[key] = oracle_people(convert(keypoints, layout, NETWORK), height, width)
+        self._set_network_predictions(people_by_key)
 
     def predict(self, images: Path, model_name, weights, scales, multi_scale, flip, device, batch_size):
-        import numpy as np
         from tqdm import tqdm
 
         from ftpose.files import read_image
-        from ftpose.keypoints import NETWORK
         from ftpose.predictor import MULTI_SCALES, Predictor
 
         predictor = Predictor(model_name or "ftnet", weights=weights, device=device,
@@ -201,13 +215,21 @@ class _Evaluation:
             people_by_key[key] = predictor.predict(image)
         if self.dataset == "coco":
             self.predictions = [r for key, people in people_by_key.items() for r in people.coco_results(key)]
-            return
-        self.layout = NETWORK
+        else:
+            self._set_network_predictions(people_by_key)
+
+    def _set_network_predictions(self, people_by_key: dict):
+        """MPII/PoseTrack predictions from decoded people (network layout); each joint is
+        ranked by its person's score times its own confidence."""
+        import numpy as np
+
+        from ftpose.keypoints import NETWORK
+
         if self.dataset == "mpii":
             from ftpose.evaluation.mpii import PredictedPeople
         else:
             from ftpose.evaluation.posetrack import PredictedPeople
-        # Each joint is ranked by its person's score times its own confidence.
+        self.layout = NETWORK
         self.predictions = {key: PredictedPeople(people.keypoints.astype(np.float64),
                                                  people.scores[:, None] * people.keypoints[..., 2])
                             for key, people in people_by_key.items()}

@@ -19,6 +19,7 @@ class Table:
     columns: tuple[str, ...]
     rows: list[tuple[str, dict]]   # (row label, column -> value or None)
     percent: bool = False
+    note: str = ""
 
     def cell(self, value) -> str:
         if value is None:
@@ -31,8 +32,11 @@ def tables_for(dataset: str, metrics: dict, label: str = "") -> list[Table]:
     if dataset == "coco":
         return [Table("COCO keypoints (OKS AP/AR, pycocotools, at most 20 people per image)",
                       COCO_METRICS, [(label, metrics)])]
+    unscored = [k.split("/", 1)[1] for k, v in metrics.items() if k.startswith("AP/") and v is None]
+    note = (f"not in the predictions' keypoint layout, so left out of the columns and mAP: {', '.join(unscored)}"
+            if unscored else "")
     tables = [Table(f"{'MPII multi-person' if dataset == 'mpii' else 'PoseTrack'} AP (PCKh@0.5 matching), %",
-                    PART_COLUMNS + ("mAP",), [(label, metrics)], percent=True)]
+                    PART_COLUMNS + ("mAP",), [(label, metrics)], percent=True, note=note)]
     if dataset == "posetrack" and "MOTA" in metrics:
         row = {f"MOTA {c}": metrics.get(f"MOTA/{c}") for c in PART_COLUMNS}
         row.update({"MOTA": metrics["MOTA"], "MOTP": metrics["MOTP"], "Prec": metrics["precision"],
@@ -53,6 +57,8 @@ def render_text(tables: list[Table]) -> str:
                  " " * label_width + "  " + "  ".join(c.rjust(w) for c, w in zip(table.columns, widths))]
         for (label, _), row in zip(table.rows, cells):
             lines.append(label.ljust(label_width) + "  " + "  ".join(v.rjust(w) for v, w in zip(row, widths)))
+        if table.note:
+            lines.append(f"({table.note})")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -66,5 +72,7 @@ def render_markdown(tables: list[Table]) -> str:
                  "|---|" + "---:|" * len(table.columns)]
         for label, values in table.rows:
             lines.append(f"| {label} | " + " | ".join(table.cell(values.get(c)) for c in table.columns) + " |")
+        if table.note:
+            lines += ["", f"_{table.note[0].upper()}{table.note[1:]}._"]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
