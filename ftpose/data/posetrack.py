@@ -1,0 +1,137 @@
+"""PoseTrack 2017 and 2018: per-sequence json files with ignore regions.
+
+Two formats exist and both are read:
+
+- 2018 (COCO-like): ``images`` with ``ignore_regions_x/y`` polygons and ``is_labeled``,
+  ``annotations`` with 17 keypoint slots in :data:`~ftpose.keypoints.POSETRACK18`.
+- 2017 (``annolist``): per frame ``image[0].name``, ``annorect`` with
+  ``annopoints[0].point`` (ids in :data:`~ftpose.keypoints.POSETRACK17` order),
+  ``ignore_regions`` polygons and ``is_labeled``.
+
+``ANNOTATIONS`` may be one json file or a folder of per-sequence files; image names
+are relative to ``IMAGES`` (the dataset root).  Only labelled frames are used.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ftpose.data.annotations import AnnotatedImage, keypoint_extent
+from ftpose.data.coco import check_images_exist
+from ftpose.files import InputError, read_json
+from ftpose.keypoints import NETWORK, POSETRACK17, POSETRACK18, convert
+
+LAYOUT_2017 = POSETRACK17
+LAYOUT_2018 = POSETRACK18
+
+
+def load_posetrack(annotations, images) -> list[AnnotatedImage]:
+    """Read one PoseTrack json or every ``*.json`` in a folder (2017 or 2018 format)."""
+    annotations, images = Path(annotations), Path(images)
+    if not images.is_dir():
+        raise InputError(images, "image folder not found")
+    if annotations.is_dir():
+        files = sorted(annotations.glob("*.json"))
+        if not files:
+            raise InputError(annotations, "folder has no .json annotation files")
+    else:
+        files = [annotations]
+    out = []
+    for path in files:
+        data = read_json(path)
+        if isinstance(data, dict) and "annolist" in data:
+            out.extend(_frames_2017(data["annolist"], images, path))
+        elif isinstance(data, dict) and "images" in data and "annotations" in data:
+            out.extend(_frames_2018(data, images, path))
+        else:
+            raise InputError(path, "not a PoseTrack annotation file (neither 'annolist' nor 'images'/'annotations')")
+        check_images_exist(out, path)
+    return out
+
+
+def _flag(value) -> bool:
+    return bool(value[0] if isinstance(value, list) and value else value)
+
+
+def _polygon_record(xs, ys) -> dict | None:
+    xs, ys = np.asarray(xs, np.float64).ravel(), np.asarray(ys, np.float64).ravel()
+    if len(xs) < 3 or len(xs) != len(ys):
+        return None
+    poly = np.stack([xs, ys], 1)
+    lo, hi = poly.min(0), poly.max(0)
+    return {"segmentation": [poly.ravel().tolist()], "iscrowd": 1, "num_keypoints": 0,
+            "bbox": [*lo.tolist(), *(hi - lo).tolist()]}
+
+
+def _frames_2018(data: dict, images: Path, source: Path):
+    by_image: dict = {}
+    for a in data["annotations"]:
+        by_image.setdefault(a.get("image_id"), []).append(a)
+    for i, info in enumerate(data["images"]):
+        if not info.get("is_labeled", True) or "file_name" not in info:
+            continue
+        people, ignore = [], []
+        for xs, ys in zip(info.get("ignore_regions_x", []), info.get("ignore_regions_y", [])):
+            if (rec := _polygon_record(xs, ys)) is not None:
+                ignore.append(rec)
+        for a in by_image.get(info.get("id"), []):
+            kps = a.get("keypoints") or []
+            if len(kps) != 3 * len(LAYOUT_2018):
+                if kps:
+                    raise InputError(source, f"annotation {a.get('id')} has {len(kps)} keypoint values, "
+                                             f"expected {3 * len(LAYOUT_2018)}")
+                continue
+            kps = np.asarray(kps, np.float64).reshape(-1, 3)
+            if np.count_nonzero(kps[:, 2]) == 0:
+                if "bbox" in a:  # a boxed person without keypoints: present but unannotated
+                    ignore.append({"bbox": list(a["bbox"]), "iscrowd": 0, "num_keypoints": 0})
+                continue
+            people.append((kps, a.get("bbox")))
+        if not people:
+            continue
+        source_kps = np.stack([p for p, _ in people])
+        kps = convert(source_kps, LAYOUT_2018, NETWORK)
+        centers, heights = keypoint_extent(source_kps)  # head top included; boxes override below
+        for j, (_, box) in enumerate(people):
+            if box is not None and len(box) == 4 and box[3] > 0:
+                centers[j] = (box[0] + box[2] / 2, box[1] + box[3] / 2)
+                heights[j] = box[3]
+        yield AnnotatedImage(path=images / info["file_name"], keypoints=kps, centers=centers,
+                             heights=heights, ignore=ignore, image_id=info.get("id", i))
+
+
+def _frames_2017(annolist: list, images: Path, source: Path):
+    for i, frame in enumerate(annolist):
+        if not _flag(frame.get("is_labeled", [1])):
+            continue
+        try:
+            name = frame["image"][0]["name"] if isinstance(frame["image"], list) else frame["image"]["name"]
+        except (KeyError, IndexError, TypeError):
+            raise InputError(source, f"annolist[{i}] has no image name") from None
+        ignore = []
+        for region in frame.get("ignore_regions", []) or []:
+            points = region.get("point", [])
+            xs = [p["x"][0] if isinstance(p["x"], list) else p["x"] for p in points]
+            ys = [p["y"][0] if isinstance(p["y"], list) else p["y"] for p in points]
+            if (rec := _polygon_record(xs, ys)) is not None:
+                ignore.append(rec)
+        people = []
+        for rect in frame.get("annorect", []) or []:
+            annopoints = rect.get("annopoints") or []
+            points = (annopoints[0] if isinstance(annopoints, list) else annopoints).get("point", []) if annopoints else []
+            joints = np.zeros((len(LAYOUT_2017), 3))
+            for p in points:
+                k = int(p["id"][0] if isinstance(p["id"], list) else p["id"])
+                x = p["x"][0] if isinstance(p["x"], list) else p["x"]
+                y = p["y"][0] if isinstance(p["y"], list) else p["y"]
+                joints[k] = (x, y, 2.0)
+            if joints[:, 2].any():
+                people.append(joints)
+        if not people:
+            continue
+        source_kps = np.stack(people)
+        centers, heights = keypoint_extent(source_kps)  # 2017 has head boxes only, no body boxes
+        yield AnnotatedImage(path=images / name, keypoints=convert(source_kps, LAYOUT_2017, NETWORK),
+                             centers=centers, heights=heights,
+                             ignore=ignore, image_id=name)
