@@ -36,7 +36,7 @@ IMAGE_ID, NUM_PEOPLE, INPUT_HEIGHT, STRIDE = 370162, 10, 368, 8
 def decode_with_loops(heatmaps: np.ndarray, pafs: np.ndarray, params: GroupingParams | None = None) -> People:
     """``ftpose.grouping.decode`` written as plain Python loops over cells, pairs and groups."""
     params = params or GroupingParams()
-    peaks = _peaks(heatmaps[:NUM_PARTS].tolist(), params.peak_threshold)      # (part, x, y, value)
+    peaks = _peaks(heatmaps[:NUM_PARTS].tolist(), params.peak_threshold, params.max_peaks)  # (part, x, y, value)
     connections = _connections(peaks, pafs, params)
     label, limb_totals = _groups(peaks, connections)
     if params.merge_fragments:
@@ -58,10 +58,11 @@ def decode_with_loops(heatmaps: np.ndarray, pafs: np.ndarray, params: GroupingPa
     return People(np.array([k for _, k in people], np.float32), np.array([s for s, _ in people], np.float32))
 
 
-def _peaks(maps, threshold):
+def _peaks(maps, threshold, max_peaks):
     h, w = len(maps[0]), len(maps[0][0])
     peaks = []
     for part, rows in enumerate(maps):
+        found = []
         for y in range(h):
             for x in range(w):
                 centre = rows[y][x]
@@ -75,8 +76,10 @@ def _peaks(maps, threshold):
                 log = [None if v is None else math.log(max(v, 1e-12)) for v in (left, centre, right, up, down)]
                 curvature_x = _curvature(log[0], log[1], log[2])
                 curvature_y = _curvature(log[3], log[1], log[4])
-                peaks.append((part, x + _offset(log[0], log[1], log[2], curvature_x, curvature_y),
+                found.append((part, x + _offset(log[0], log[1], log[2], curvature_x, curvature_y),
                               y + _offset(log[3], log[1], log[4], curvature_y, curvature_x), centre))
+        strongest = sorted(range(len(found)), key=lambda i: -found[i][3])[:max_peaks]
+        peaks += [found[i] for i in sorted(strongest)]
     return peaks
 
 

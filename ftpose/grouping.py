@@ -42,6 +42,7 @@ class GroupingParams:
     """Thresholds of the decoder.  The defaults are tuned on perfect maps (oracle)."""
 
     peak_threshold: float = 0.1          # heatmap value a peak must reach
+    max_peaks: int = 64                  # per part, the strongest; bounds the work on noisy maps
     num_samples: int = 10                # D: PAF samples per candidate limb (eq. 6)
     paf_sample_threshold: float = 0.05   # a sample "agrees" when its projection exceeds this
     min_agreeing_fraction: float = 0.8   # fraction of samples that must agree
@@ -103,7 +104,7 @@ def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: GroupingParams | None
     pafs = np.ascontiguousarray(pafs, np.float32)
     if heatmaps.ndim != 3 or heatmaps.shape[0] < NUM_PARTS or pafs.shape != (2 * NUM_LIMBS,) + heatmaps.shape[1:]:
         raise ValueError(f"expected heatmaps (19, H, W) and PAFs (38, H, W), got {heatmaps.shape} and {pafs.shape}")
-    parts, xy, confidence = find_peaks(heatmaps[:NUM_PARTS], params.peak_threshold)
+    parts, xy, confidence = find_peaks(heatmaps[:NUM_PARTS], params.peak_threshold, params.max_peaks)
     if len(parts) == 0:
         return People.empty()
     limb, first, second, score = _candidate_limbs(parts, xy, pafs, params)
@@ -113,11 +114,13 @@ def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: GroupingParams | None
     return _people(parts, xy, confidence, label, limb_totals, params.min_parts)
 
 
-def find_peaks(heatmaps: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def find_peaks(heatmaps: np.ndarray, threshold: float,
+               max_per_channel: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """4-neighbour maxima of ``(C, H, W)`` maps at or above ``threshold``.
 
     Returns the channel ``(K,)``, sub-cell ``(x, y)`` ``(K, 2)`` and map value ``(K,)``
-    of every peak, ordered by channel.
+    of every peak (only the ``max_per_channel`` highest of a channel, if given),
+    ordered by channel, then row, then column.
     """
     c, h, w = heatmaps.shape
     padded = np.full((c, h + 2, w + 2), -np.inf, np.float32)
@@ -130,6 +133,11 @@ def find_peaks(heatmaps: np.ndarray, threshold: float) -> tuple[np.ndarray, np.n
     is_peak = (centre > left) & (centre > up) & (centre >= right) & (centre >= down)
     index, around = index[is_peak], around[is_peak]
     channel, cell = np.divmod(index, (h + 2) * (w + 2))
+    if max_per_channel is not None and len(index) > max_per_channel:
+        by_value = np.lexsort((-around[:, 1], channel))            # each channel's peaks, highest first
+        starts = np.searchsorted(channel[by_value], channel[by_value])
+        keep = np.sort(by_value[np.arange(len(index)) - starts < max_per_channel])
+        channel, cell, around = channel[keep], cell[keep], around[keep]
     y, x = np.divmod(cell, w + 2)
     log = np.log(np.maximum(around, 1e-12))
     log[np.isinf(around)] = np.nan      # off the map edge
@@ -286,13 +294,18 @@ def _merge_fragments(parts, xy, label, limb_totals, max_reach: float):
     root = np.arange(num_groups)
     limb_totals = limb_totals.copy()
     median_height = np.median(height[height > 0]) if (height > 0).any() else 0.0
+    columns = np.arange(num_groups)
     for fallback in (0.0, median_height):
         cost = _merge_cost(farthest, nearest, height, overlap, fallback, max_reach)
-        merged_away = root != np.arange(num_groups)
+        merged_away = root != columns
         cost[merged_away] = cost[:, merged_away] = np.inf
+        # Each row's cheapest merge, kept up to date so a step costs O(groups), not O(groups^2).
+        best = cost.argmin(axis=1)
+        best_cost = cost[columns, best]
         while True:
-            a, b = np.unravel_index(np.argmin(cost), cost.shape)
-            if not np.isfinite(cost[a, b]):
+            a = int(np.argmin(best_cost))
+            b = int(best[a])
+            if not np.isfinite(best_cost[a]):
                 break
             height[a] = max(height[a], height[b], farthest[a, b])
             farthest[a] = farthest[:, a] = np.maximum(farthest[a], farthest[b])
@@ -303,8 +316,14 @@ def _merge_fragments(parts, xy, label, limb_totals, max_reach: float):
             cost[b] = cost[:, b] = np.inf
             row = _merge_cost(farthest[a:a + 1], nearest[a:a + 1], height, overlap[a:a + 1], fallback,
                               max_reach, height[a])[0]
-            row[root != np.arange(num_groups)] = np.inf     # groups already merged away
+            row[root != columns] = np.inf     # groups already merged away
             cost[a] = cost[:, a] = row
+            stale = (best == a) | (best == b)
+            stale[[a, b]] = True
+            better = ~stale & ((row < best_cost) | ((row == best_cost) & (a < best)))
+            best[better], best_cost[better] = a, row[better]
+            best[stale] = cost[stale].argmin(axis=1)
+            best_cost[stale] = cost[stale, best[stale]]
     kept, label = np.unique(root[label], return_inverse=True)
     return label, limb_totals[kept]
 

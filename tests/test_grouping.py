@@ -133,6 +133,16 @@ def test_decoding_upsampled_maps_finds_the_same_people_in_their_own_pixels():
     assert_same_people(decode(*big), kp, atol=1.0)
 
 
+def test_noise_maps_are_decoded_with_a_bounded_number_of_peaks():
+    # Maps of an untrained network are noise; the peak cap keeps the work bounded.
+    rng = np.random.default_rng(0)
+    heatmaps = rng.uniform(0, 1, (19, 46, 62)).astype(np.float32)
+    pafs = rng.uniform(-1, 1, (38, 46, 62)).astype(np.float32)
+    people = decode(heatmaps, pafs, GroupingParams(max_peaks=16))
+    assert (people.keypoints[..., 2] > 0).sum(axis=0).max() == 16
+    assert np.all(np.diff(people.scores) <= 0)
+
+
 def test_scaled_and_coco17_follow_the_coordinate_conventions():
     kp = np.zeros((1, NUM_PARTS, 3), np.float32)
     kp[0, NETWORK.index["nose"]] = (2.0, 3.0, 0.8)
