@@ -241,9 +241,8 @@ def _skeleton_reach() -> np.ndarray:
 
     The shortest path between them along the limbs, each limb at its typical length
     (roughly Drillis and Contini's segment lengths, rounded up; the head's are
-    estimates).  A limb never looks longer than it
-    is in a 2-D projection, so a real person's joints satisfy
-    ``distance <= scale * reach`` for the person's height ``scale``.
+    estimates).  A limb never looks longer than it is in a 2-D projection, so a real
+    person's joints satisfy ``distance <= scale * reach`` for the person's height.
     """
     typical = {"neck-right_shoulder": 0.13, "neck-left_shoulder": 0.13,
                "right_shoulder-right_elbow": 0.19, "right_elbow-right_wrist": 0.16,
