@@ -23,6 +23,8 @@ switches) with distinct joint scores, so that ranking ties cannot differ:
   so it is also run with its sum restricted to matched pairs (what ftpose reports).
 
 Prints one line per case and metric and exits 1 if any AP differs by 0.1 or more.
+With ``--keep DIR`` the cases stay for scoring with ``ftpose eval``: per seed ``N``,
+``DIR/posetrackN/pred``, ``DIR/mpiiN/mpii_{gt,pred}.json`` and ``DIR/videoN/{gt,pred}``.
 """
 from __future__ import annotations
 
@@ -236,11 +238,13 @@ def main():
     parser.add_argument("--poseval-python", required=True, help="python of an environment with poseval installed")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--keep", type=Path, help="write the cases here (ground truth, predictions, poseval's "
+                                                   "output) instead of a temporary folder")
     args = parser.parse_args()
     posetrack_val = args.data / "mmpose_fixtures/posetrack18/annotations/val"
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = args.keep or Path(tmp)
         for seed in range(args.seeds):
             rng = np.random.default_rng(seed)
             case = work / f"posetrack{seed}"
@@ -250,7 +254,7 @@ def main():
                                                     f"posetrack18 AP seed {seed}"))
 
             case = work / f"mpii{seed}"
-            case.mkdir()
+            case.mkdir(parents=True, exist_ok=True)
             gt, pred, gt_poseval, pred_poseval = mpii_case(args.data, case, rng)
             ref = run_poseval(args.poseval_python, gt_poseval, pred_poseval, case / "out", tracking=False)
             predictions, layout = mpii.load_results(pred)

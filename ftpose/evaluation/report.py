@@ -24,7 +24,8 @@ class Table:
     def cell(self, value) -> str:
         if value is None:
             return "n/a"
-        return f"{100 * value:.1f}" if self.percent else f"{value:.3f}"
+        text = f"{100 * value:.1f}" if self.percent else f"{value:.3f}"
+        return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.0"
 
 
 def tables_for(dataset: str, metrics: dict, label: str = "") -> list[Table]:
