@@ -41,6 +41,8 @@ def test_oracle_people_are_in_image_pixels_at_any_image_size():
         people = oracle_people(convert(kp, COCO17, NETWORK), height, width)
         assert len(people) == 1
         np.testing.assert_allclose(people.to_coco17()[0, [5, 7], :2], [[40, 30], [52, 61]], atol=1e-3)
+        upsampled = oracle_people(convert(kp, COCO17, NETWORK), height, width, upsample=True)
+        np.testing.assert_allclose(upsampled.to_coco17()[0, [5, 7], :2], [[40, 30], [52, 61]], atol=0.5)
 
 
 def test_an_annotation_file_without_people_gives_no_results():

@@ -67,7 +67,7 @@ def test_single_horizontal_limb_has_unit_vectors_exactly_one_cell_wide():
 def test_pafs_match_a_brute_force_reference_with_overlaps_averaged():
     rng = np.random.default_rng(0)
     kp = np.zeros((3, NUM_PARTS, 3), np.float32)
-    kp[..., :2] = rng.uniform(0, 90, (3, NUM_PARTS, 2))
+    kp[..., :2] = rng.uniform(-30, 120, (3, NUM_PARTS, 2))   # some joints outside the image
     kp[..., 2] = rng.choice([0, 1, 2], (3, NUM_PARTS), p=[0.2, 0.3, 0.5])
     _, pafs = encode(kp, 90, 100)
     np.testing.assert_allclose(pafs, brute_force_pafs(kp, 90, 100), atol=1e-5)
