@@ -117,13 +117,15 @@ def ignore_mask(annotations: list[dict], height: int, width: int) -> np.ndarray:
     """``(height, width)`` bool mask, True where the loss must ignore the image.
 
     Ignored: crowd regions (``iscrowd``) and people annotated without keypoints
-    (``num_keypoints == 0``), whom the maps do not draw and the loss must not
-    penalise the network for finding.  Regions come from the segmentation (polygons,
-    uncompressed or compressed RLE), or from the box when there is none.
+    (``num_keypoints == 0``, counted from ``keypoints`` when absent), whom the maps do
+    not draw and the loss must not penalise the network for finding.  Regions come
+    from the segmentation (polygons, uncompressed or compressed RLE), or from the box
+    when there is none.
     """
     mask = np.zeros((height, width), bool)
     for ann in annotations:
-        if not (ann.get("iscrowd", 0) or ann.get("num_keypoints", 0) == 0):
+        labelled = ann.get("num_keypoints", np.count_nonzero(np.asarray(ann.get("keypoints", []))[2::3]))
+        if not (ann.get("iscrowd", 0) or labelled == 0):
             continue
         segmentation = ann.get("segmentation")
         if segmentation:

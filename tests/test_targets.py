@@ -128,7 +128,8 @@ def test_ignore_mask_equals_pycocotools_masks_of_crowds_and_unlabelled_people(sh
 
 def test_ignore_mask_uses_the_box_without_a_segmentation_and_skips_labelled_people():
     anns = [{"iscrowd": 0, "num_keypoints": 0, "bbox": [2.5, 1, 3, 2], "segmentation": []},
-            {"iscrowd": 0, "num_keypoints": 5, "bbox": [0, 0, 10, 10], "segmentation": [[0, 0, 9, 0, 9, 9]]}]
+            {"iscrowd": 0, "num_keypoints": 5, "bbox": [0, 0, 10, 10], "segmentation": [[0, 0, 9, 0, 9, 9]]},
+            {"iscrowd": 0, "keypoints": [4, 4, 2] + [0] * 48, "bbox": [0, 0, 10, 10]}]  # counted: 1 keypoint
     mask = ignore_mask(anns, 6, 10)
     expected = np.zeros((6, 10), bool)
     expected[1:3, 2:6] = True
