@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ftpose.evaluation.pckh import PCKH_THRESHOLD, Frame, group_means, joint_average_precisions, protocol_joints
+from ftpose.evaluation.pckh import PCKH_THRESHOLD, Frame, expressible, group_means, joint_average_precisions, \
+    protocol_joints
 from ftpose.files import InputError, read_json
-from ftpose.keypoints import MPII16, KeypointSet
+from ftpose.keypoints import COCO17, MPII16, OPENPOSE18, KeypointSet
 
 HEAD_BOX_FACTOR = 0.6  # the MPII tool's head size: 0.6 x head box diagonal
 
@@ -156,8 +157,6 @@ def load_results(path, layout: KeypointSet | None = None) -> tuple[dict[str, Pre
     for 17 and OpenPose-18 for 18 unless ``layout`` says otherwise.  A joint is ranked by
     ``keypoint_scores[k]`` when the record has that list, else by the person's ``score``.
     """
-    from ftpose.keypoints import COCO17, OPENPOSE18
-
     data = read_json(path)
     if not isinstance(data, list):
         raise InputError(path, "not a results file (top level is not a list of records)")
@@ -194,17 +193,16 @@ def make_frames(ground_truth: list[GroundTruthImage], predictions: dict[str, Pre
                 layout: KeypointSet) -> tuple[list[Frame], np.ndarray]:
     """Protocol frames for every ground-truth image, and which joints ``layout`` can express."""
     gt_index = [MPII16.index[n] for n in JOINTS]
-    expressible = np.array([n in layout.index for n in JOINTS])
     frames = []
     for image in ground_truth:
         people = predictions.get(image.image)
         if people is None or len(people.keypoints) == 0:
             empty = np.zeros((0, len(layout), 3))
             people = PredictedPeople(empty, np.zeros((0, len(layout))))
-        xy, present, score, _ = protocol_joints(people.keypoints, people.scores, layout, MPII16, JOINTS)
+        xy, present, score = protocol_joints(people.keypoints, people.scores, layout, MPII16, JOINTS)
         gt = image.keypoints[:, gt_index]
-        frames.append(Frame(gt[..., :2], gt[..., 2] > 0, image.head_size, xy, present, score, name=image.image))
-    return frames, expressible
+        frames.append(Frame(gt[..., :2], gt[..., 2] > 0, image.head_size, xy, present, score))
+    return frames, expressible(layout, JOINTS)
 
 
 def evaluate_mpii(ground_truth, predictions: dict[str, PredictedPeople], layout: KeypointSet = MPII16,
@@ -217,9 +215,9 @@ def evaluate_mpii(ground_truth, predictions: dict[str, PredictedPeople], layout:
     """
     if not isinstance(ground_truth, list):
         ground_truth = load_ground_truth(ground_truth)
-    frames, expressible = make_frames(ground_truth, predictions, layout)
+    frames, scored = make_frames(ground_truth, predictions, layout)
     per_joint = {name: (float(ap) if ok else None)
-                 for name, ap, ok in zip(JOINTS, joint_average_precisions(frames, threshold), expressible)}
+                 for name, ap, ok in zip(JOINTS, joint_average_precisions(frames, threshold), scored)}
     metrics = group_means(per_joint, COLUMNS)
     scored = [v for v in per_joint.values() if v is not None and not np.isnan(v)]
     metrics["mAP"] = float(np.mean(scored)) if scored else None

@@ -46,7 +46,6 @@ class Frame:
     pred: np.ndarray
     pred_present: np.ndarray
     pred_score: np.ndarray
-    name: str = ""
     sequence: str = ""
     gt_track: np.ndarray | None = None
     pred_track: np.ndarray | None = None
@@ -159,15 +158,19 @@ def protocol_joints(keypoints: np.ndarray, scores: np.ndarray, layout: KeypointS
     """Predicted people of any layout in a protocol's joint order.
 
     ``keypoints`` is ``(P, K, 3)`` and ``scores`` ``(P, K)`` in ``layout``.  Returns
-    ``xy (P, J, 2)``, ``present (P, J)``, ``score (P, J)`` and ``expressible (J,)``: whether
-    ``layout`` has the joint at all (a joint it lacks is never predicted, and reporting
-    its AP as 0 would measure the layout, not the method).  A joint is present unless
+    ``xy (P, J, 2)``, ``present (P, J)`` and ``score (P, J)``.  A joint is present unless
     it is all zero ``(0, 0, 0)``, the convention of COCO and PoseTrack result files.
     """
     converted = convert(keypoints, layout, protocol)[:, [protocol.index[n] for n in joint_names]]
     present = np.any(converted != 0, axis=-1)
-    expressible = np.array([n in layout.index for n in joint_names])
+    known = expressible(layout, joint_names)
     source = [layout.index.get(n, 0) for n in joint_names]
     scores = np.asarray(scores, np.float64).reshape(len(keypoints), len(layout))
-    score = np.where(expressible[None], scores[:, source], 0.0)
-    return converted[..., :2], present & expressible[None], score, expressible
+    score = np.where(known[None], scores[:, source], 0.0)
+    return converted[..., :2], present & known[None], score
+
+
+def expressible(layout: KeypointSet, joint_names: tuple[str, ...]) -> np.ndarray:
+    """Which protocol joints ``layout`` has at all.  A joint it lacks is never predicted;
+    scoring it 0 would measure the layout, not the method, so it is left out."""
+    return np.array([n in layout.index for n in joint_names])

@@ -32,8 +32,8 @@ import cv2
 import numpy as np
 
 from ftpose.evaluation.clear_mot import MotAccumulator, MotCounts
-from ftpose.evaluation.pckh import PCKH_THRESHOLD, Frame, group_means, joint_average_precisions, match_frame, \
-    protocol_joints
+from ftpose.evaluation.pckh import PCKH_THRESHOLD, Frame, expressible, group_means, joint_average_precisions, \
+    match_frame, protocol_joints
 from ftpose.files import InputError, read_json
 from ftpose.keypoints import COCO17, POSETRACK17, POSETRACK18, KeypointSet
 
@@ -138,9 +138,9 @@ def _sequences_2018(data: dict, source: Path) -> list[Sequence]:
         for ann in anns:
             kp = _keypoint_array(ann["keypoints"], layout, source, f"annotation {ann.get('id')}")
             labelled = kp[:, 2] > 0
-            kp = protocol_joints(np.where(labelled[:, None], kp, 0.0)[None], np.zeros((1, len(layout))),
-                                 layout, POSETRACK17, JOINTS)
-            xy, present = kp[0][0], kp[1][0]
+            xy, present, _ = protocol_joints(np.where(labelled[:, None], kp, 0.0)[None], np.zeros((1, len(layout))),
+                                             layout, POSETRACK17, JOINTS)
+            xy, present = xy[0], present[0]
             keypoints.append(np.concatenate([xy, present[:, None]], 1))
             if "bbox_head" in ann and ann["bbox_head"] is not None:
                 x, y, w, h = ann["bbox_head"]
@@ -323,6 +323,8 @@ def _results_2017(annolist: list, source: Path) -> dict:
             fallback = _scalar(rect["score"]) if "score" in rect else None
             for p in points:
                 k = int(_scalar(p["id"]))
+                if not 0 <= k < len(JOINTS):
+                    raise InputError(source, f"{what}: joint id {k} is not a PoseTrack 2017 joint (0..14)")
                 kp[k] = (_scalar(p["x"]), _scalar(p["y"]), 1.0)
                 if "score" in p:
                     scores[k] = _scalar(p["score"])
@@ -357,7 +359,7 @@ def make_frames(sequences: list[Sequence], predictions: dict, layout: KeypointSe
         for gt in sequence.frames:
             people = predictions.get(gt.image_id) if gt.image_id is not None else None
             people = people or predictions.get(gt.image) or empty
-            xy, present, score, _ = protocol_joints(people.keypoints, people.scores, layout, POSETRACK17, JOINTS)
+            xy, present, score = protocol_joints(people.keypoints, people.scores, layout, POSETRACK17, JOINTS)
             labelled = gt.keypoints[..., 2] > 0
             if gt.ignore_regions:
                 labelled &= _outside(gt.keypoints[..., :2], gt.ignore_regions)
@@ -366,7 +368,7 @@ def make_frames(sequences: list[Sequence], predictions: dict, layout: KeypointSe
             if tracks is not None and len(set(tracks.tolist())) != len(tracks):
                 raise InputError(gt.image, "predictions repeat a track id within the frame")
             frames.append(Frame(gt.keypoints[..., :2], labelled, gt.head_size, xy, present, score,
-                                name=gt.image, sequence=sequence.name, gt_track=gt.track_ids, pred_track=tracks))
+                                sequence=sequence.name, gt_track=gt.track_ids, pred_track=tracks))
     return frames
 
 
@@ -404,24 +406,24 @@ def evaluate_posetrack(ground_truth, predictions: dict, layout: KeypointSet = PO
     if not isinstance(ground_truth, list):
         ground_truth = load_ground_truth(ground_truth)
     frames = make_frames(ground_truth, predictions, layout)
-    expressible = np.array([n in layout.index for n in JOINTS])
+    scored = expressible(layout, JOINTS)
     aps = joint_average_precisions(frames, threshold)
-    per_joint = {n: (None if not ok or np.isnan(ap) else float(ap)) for n, ap, ok in zip(JOINTS, aps, expressible)}
+    per_joint = {n: (None if not ok or np.isnan(ap) else float(ap)) for n, ap, ok in zip(JOINTS, aps, scored)}
     metrics = group_means(per_joint, COLUMNS)
     scored = [v for v in per_joint.values() if v is not None]
     metrics["mAP"] = float(np.mean(scored)) if scored else None
     metrics.update({f"AP/{n}": v for n, v in per_joint.items()})
     if all(f.pred_track is not None for f in frames) and any(len(f.pred) for f in frames):
-        metrics.update(_tracking_metrics(tracking_counts(frames, threshold), expressible))
+        metrics.update(_tracking_metrics(tracking_counts(frames, threshold), scored))
     return metrics
 
 
-def _tracking_metrics(counts: list[MotCounts], expressible: np.ndarray) -> dict[str, float | None]:
+def _tracking_metrics(counts: list[MotCounts], scored: np.ndarray) -> dict[str, float | None]:
     def mean(values):
-        values = [v for v, ok in zip(values, expressible) if ok and not np.isnan(v)]
+        values = [v for v, ok in zip(values, scored) if ok and not np.isnan(v)]
         return float(np.mean(values)) if values else None
 
-    mota = {n: (c.mota if ok and not np.isnan(c.mota) else None) for n, c, ok in zip(JOINTS, counts, expressible)}
+    mota = {n: (c.mota if ok and not np.isnan(c.mota) else None) for n, c, ok in zip(JOINTS, counts, scored)}
     out = {"MOTA": mean([c.mota for c in counts]), "MOTP": mean([c.motp for c in counts]),
            "precision": mean([c.precision for c in counts]), "recall": mean([c.recall for c in counts])}
     out.update({f"MOTA/{k}": v for k, v in group_means(mota, COLUMNS).items()})
