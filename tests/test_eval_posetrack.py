@@ -246,7 +246,11 @@ def test_malformed_files_name_the_file(val_dir, tmp_path):
     short["annotations"][0]["keypoints"] = short["annotations"][0]["keypoints"][:30]
     for name, content, problem in (("nohead.json", no_head, "no 'bbox_head'"),
                                    ("short.json", short, "30 keypoint values"),
-                                   ("other.json", {"frames": []}, "not a PoseTrack file")):
+                                   ("other.json", {"frames": []}, "not a PoseTrack file"),
+                                   ("nox.json", {"annolist": [{"image": [{"name": "a/1.jpg"}], "annorect": [
+                                       {"x1": [0], "y1": [0], "x2": [5], "y2": [5],
+                                        "annopoints": [{"point": [{"id": [0], "y": [1]}]}]}]}]},
+                                    r"malformed \(KeyError: 'x'\)")):
         path = tmp_path / name
         path.write_text(json.dumps(content))
         with pytest.raises(InputError, match=problem) as info:

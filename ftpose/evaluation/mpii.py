@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftpose.evaluation import malformed_as_input_error
 from ftpose.evaluation.pckh import PCKH_THRESHOLD, Frame, expressible, group_means, joint_average_precisions, \
     protocol_joints
 from ftpose.files import InputError, read_json
@@ -82,8 +83,9 @@ def load_ground_truth(path) -> list[GroundTruthImage]:
     path = Path(path)
     people = _people_from_mat(path) if path.suffix.lower() == ".mat" else _people_from_json(path)
     by_image: dict[str, list] = defaultdict(list)
-    for image, keypoints, head_size in people:
-        by_image[image].append((keypoints, head_size))
+    with malformed_as_input_error(path, "the annotation structure"):
+        for image, keypoints, head_size in people:
+            by_image[image].append((keypoints, head_size))
     if not by_image:
         raise InputError(path, "contains no annotated people")
     return [GroundTruthImage(image, np.stack([k for k, _ in v]), np.array([h for _, h in v]))
@@ -162,17 +164,16 @@ def load_results(path, layout: KeypointSet | None = None) -> tuple[dict[str, Pre
         raise InputError(path, "not a results file (top level is not a list of records)")
     by_count = {len(s): s for s in (MPII16, COCO17, OPENPOSE18)}
     out: dict[str, list] = defaultdict(list)
-    for i, record in enumerate(data):
-        if not isinstance(record, dict) or "image" not in record or "keypoints" not in record:
-            raise InputError(path, f"record {i} lacks 'image' or 'keypoints'")
-        values = np.asarray(record["keypoints"], np.float64).ravel()
-        record_layout = layout or by_count.get(values.size // 3)
-        if record_layout is None or values.size != 3 * len(record_layout):
-            raise InputError(path, f"record {i} ({record['image']}) has {values.size} keypoint values; "
-                                   f"expected 48 (MPII), 51 (COCO) or 54 (OpenPose-18)")
-        if layout is None:
-            layout = record_layout
-        out[record["image"]].append((values.reshape(-1, 3), _joint_scores(record, len(layout), path, i)))
+    with malformed_as_input_error(path, "a results record"):
+        for i, record in enumerate(data):
+            if not isinstance(record, dict) or "image" not in record or "keypoints" not in record:
+                raise InputError(path, f"record {i} lacks 'image' or 'keypoints'")
+            values = np.asarray(record["keypoints"], np.float64).ravel()
+            layout = layout or by_count.get(values.size // 3)  # the first record decides
+            if layout is None or values.size != 3 * len(layout):
+                raise InputError(path, f"record {i} ({record['image']}) has {values.size} keypoint values; "
+                                       f"expected 48 (MPII), 51 (COCO) or 54 (OpenPose-18) for all records")
+            out[record["image"]].append((values.reshape(-1, 3), _joint_scores(record, len(layout), path, i)))
     layout = layout or MPII16
     return {image: PredictedPeople(np.stack([k for k, _ in v]), np.stack([s for _, s in v]))
             for image, v in out.items()}, layout

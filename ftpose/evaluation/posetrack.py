@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ftpose.evaluation import malformed_as_input_error
 from ftpose.evaluation.clear_mot import MotAccumulator, MotCounts
 from ftpose.evaluation.pckh import PCKH_THRESHOLD, Frame, expressible, group_means, joint_average_precisions, \
     match_frame, protocol_joints
@@ -93,12 +94,13 @@ def load_ground_truth(path) -> list[Sequence]:
     sequences = []
     for file in _json_files(Path(path)):
         data = read_json(file)
-        if isinstance(data, dict) and "annolist" in data:
-            sequences.append(Sequence(file.stem, list(_frames_2017(data["annolist"], file))))
-        elif isinstance(data, dict) and isinstance(data.get("images"), list) and "annotations" in data:
-            sequences.extend(_sequences_2018(data, file))
-        else:
-            raise InputError(file, "not a PoseTrack file (neither 'annolist' nor 'images' and 'annotations')")
+        with malformed_as_input_error(file, "the annotation structure"):
+            if isinstance(data, dict) and "annolist" in data:
+                sequences.append(Sequence(file.stem, list(_frames_2017(data["annolist"], file))))
+            elif isinstance(data, dict) and isinstance(data.get("images"), list) and "annotations" in data:
+                sequences.extend(_sequences_2018(data, file))
+            else:
+                raise InputError(file, "not a PoseTrack file (neither 'annolist' nor 'images' and 'annotations')")
     sequences = [s for s in sequences if s.frames]
     if not sequences:
         raise InputError(path, "contains no annotated frames")
@@ -234,20 +236,22 @@ def load_results(path, layout: KeypointSet | None = None) -> tuple[dict, Keypoin
     if not path.is_dir():
         data = read_json(path)
         if isinstance(data, list):
-            return _results_from_records(data, path, layout or COCO17), layout or COCO17
+            with malformed_as_input_error(path, "a results record"):
+                return _results_from_records(data, path, layout or COCO17), layout or COCO17
         files = [(path, data)]
     else:
         files = [(f, read_json(f)) for f in _json_files(path)]
     out: dict = {}
     result_layout = None
     for file, data in files:
-        if isinstance(data, dict) and "annolist" in data:
-            found, file_layout = _results_2017(data["annolist"], file), POSETRACK17
-        elif isinstance(data, dict) and isinstance(data.get("images"), list) and "annotations" in data:
-            file_layout = layout or _layout_of(data, file)
-            found = _results_2018(data, file, file_layout)
-        else:
-            raise InputError(file, "not a PoseTrack results file")
+        with malformed_as_input_error(file, "the results structure"):
+            if isinstance(data, dict) and "annolist" in data:
+                found, file_layout = _results_2017(data["annolist"], file), POSETRACK17
+            elif isinstance(data, dict) and isinstance(data.get("images"), list) and "annotations" in data:
+                file_layout = layout or _layout_of(data, file)
+                found = _results_2018(data, file, file_layout)
+            else:
+                raise InputError(file, "not a PoseTrack results file")
         if result_layout is not None and file_layout.keypoints != result_layout.keypoints:
             raise InputError(file, "uses another keypoint layout than the other results files")
         result_layout = file_layout
