@@ -48,7 +48,8 @@ class ScaleList(click.ParamType):
 @click.option("--multi-scale", is_flag=True, help="The paper's multi-scale test (4 scales 0.25 apart).")
 @click.option("--flip", is_flag=True, help="Also run mirrored images and average the maps.")
 @click.option("--device", default="cpu", show_default=True, help="torch device for --model/--weights.")
-@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Images of one size sent to the network together.")
 @click.option("--save-results", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the predictions made with --model/--weights/--oracle (to rescore with --results).")
 @click.option("--analyze", "analyze_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -62,8 +63,8 @@ def command(dataset, ann, images, model_name, weights, results, oracle, layout, 
     """Score poses against ground truth with the protocol of the paper's tables.
 
     COCO: AP/AR through pycocotools (Table 3).  MPII: per-part AP with PCKh@0.5
-    matching (Table 2).  PoseTrack 2017/2018: per-part AP, plus MOTA/MOTP/precision/
-    recall when the results carry track ids (Table 4).  Predictions come from a model
+    matching (Table 2).  PoseTrack 2017/2018: per-part AP, plus MOTA, MOTP, precision
+    and recall when the results carry track ids (Table 4).  Predictions come from a model
     (--model/--weights, reading --images), from --results, or from --oracle.
     Exit code 1 when an image could not be read (the rest is still scored).
     """
