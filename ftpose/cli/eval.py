@@ -205,15 +205,19 @@ class _Evaluation:
                               batch_size=batch_size)
         entries = self._images()
         people_by_key = {}
-        for key, name in tqdm(entries, desc="predicting", unit="image", file=sys.stderr,
-                              disable=len(entries) < 2):
-            try:
-                image = read_image(images / name)
-            except InputError as e:
-                click.echo(f"error: {e}", err=True)
-                self.skipped += 1
-                continue
-            people_by_key[key] = predictor.predict(image)
+        with tqdm(total=len(entries), desc="predicting", unit="image", file=sys.stderr,
+                  disable=len(entries) < 2) as progress:
+            for start in range(0, len(entries), batch_size):
+                keys, batch = [], []
+                for key, name in entries[start:start + batch_size]:
+                    try:
+                        batch.append(read_image(images / name))
+                        keys.append(key)
+                    except InputError as e:
+                        click.echo(f"error: {e}", err=True)
+                        self.skipped += 1
+                people_by_key.update(zip(keys, predictor.predict_batch(batch) if batch else []))
+                progress.update(len(entries[start:start + batch_size]))
         if self.dataset == "coco":
             self.predictions = [r for key, people in people_by_key.items() for r in people.coco_results(key)]
         else:

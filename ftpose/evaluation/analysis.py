@@ -86,11 +86,12 @@ class ErrorAnalysis:
     false_negatives: dict[float, int]
     details: list[KeypointErrors] = field(default_factory=list, repr=False)
 
-    def ap(self, stage: str, oks: float) -> float:
+    def ap(self, stage: str, oks: float) -> float | None:
+        """AP of one curve; None when undefined (no person left to find, e.g. all ignored)."""
         t = self.oks_thresholds.index(oks)
         curve = self.precision[stage][t]
         valid = curve > -1
-        return float(curve[valid].mean()) if valid.any() else 0.0
+        return float(curve[valid].mean()) if valid.any() else None
 
     def to_dict(self) -> dict:
         """JSON-ready numbers: AP per stage and threshold, error counts, PR curves."""
@@ -314,8 +315,9 @@ def plot_analysis(analysis: ErrorAnalysis, oks: float, title: str | None = None)
             axes.fill_between(recall, previous, curve, where=curve >= previous, color=STAGE_COLOURS[stage],
                               interpolate=True)
         previous = curve
+        ap = analysis.ap(stage, oks)
         handles.append(Patch(facecolor=STAGE_COLOURS[stage], edgecolor="black",
-                             label=f"{STAGE_LABELS[stage]:<14} {analysis.ap(stage, oks):.3f}"))
+                             label=f"{STAGE_LABELS[stage]:<14} {'n/a' if ap is None else f'{ap:.3f}'}"))
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.01)
     axes.grid(True, alpha=0.4)
