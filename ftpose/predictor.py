@@ -24,6 +24,7 @@ are ``c`` image pixels wide has cell ``i`` centred at image ``x = (i + 0.5) * c 
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -126,15 +127,12 @@ class Predictor:
         for scale in self.scales:
             inputs = [_network_input(im, round(scale * self.input_height)) for im in images]
             for heatmaps, pafs, index in self._run(inputs):
-                grid = grids[index]
-                # Grid cell -> network-input pixel at scale 1.0 -> at this scale -> map cell.
-                # At scale 1.0 with decode_stride 8 the matrices are identities.
-                to_rows = _resampling_matrix(grid.shape[0], heatmaps.shape[-2],
-                                             self.decode_stride * inputs[index].shown[0] / grid.shown[0])
-                to_cols = _resampling_matrix(grid.shape[1], heatmaps.shape[-1],
-                                             self.decode_stride * inputs[index].shown[1] / grid.shown[1])
-                to_rows, to_cols = to_rows.to(heatmaps), to_cols.to(heatmaps)
-                merged = (to_rows @ torch.cat([heatmaps, pafs], 1) @ to_cols.T).sum(0)  # + mirror
+                grid, shown = grids[index], inputs[index].shown
+                maps = torch.cat([heatmaps, pafs], 1)
+                # grid cell -> network-input pixel at scale 1.0 -> at this scale -> map cell
+                maps = _resample(maps, -2, grid.shape[0], self.decode_stride * shown[0] / grid.shown[0])
+                maps = _resample(maps, -1, grid.shape[1], self.decode_stride * shown[1] / grid.shown[1])
+                merged = maps.sum(0)  # the image and its mirror, with flip
                 sums[index] = merged if sums[index] is None else sums[index] + merged
         count = len(self.scales) * (2 if self.flip else 1)
         out = []
@@ -216,6 +214,16 @@ def _shown_size(height: int, width: int, input_height: int) -> tuple[int, int]:
     return rows, max(1, round(width * rows / height))
 
 
+def _resample(maps: torch.Tensor, axis: int, size_out: int, input_pixels_per_cell: float) -> torch.Tensor:
+    """Resample ``maps`` along ``axis`` (-2 rows, -1 columns) onto ``size_out`` grid cells."""
+    size_in = maps.shape[axis]
+    if size_out == size_in and input_pixels_per_cell == NETWORK_STRIDE:
+        return maps   # the grid is the network's own
+    matrix = _resampling_matrix(size_out, size_in, input_pixels_per_cell).to(maps)
+    return matrix @ maps if axis == -2 else maps @ matrix.T
+
+
+@functools.lru_cache(maxsize=64)
 def _resampling_matrix(size_out: int, size_in: int, input_pixels_per_cell: float) -> torch.Tensor:
     """``(size_out, size_in)`` cubic interpolation weights from a stride-8 map to a grid.
 
@@ -271,4 +279,5 @@ def _build_network(model, weights) -> tuple[torch.nn.Module, bool]:
     shipped = ASSETS / f"{model}.safetensors"
     if shipped.is_file():
         return models.load_model(shipped), True
-    return models.create_model(model), False
+    network = models.create_model(model)
+    return network, getattr(network, "pretrained", False)  # a ready-made network such as the teacher
