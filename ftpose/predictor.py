@@ -11,11 +11,13 @@ The pipeline for one image ``H x W``:
 3. Resample every map onto one shared *decode grid* with cells of ``decode_stride``
    network-input pixels at scale 1.0 and average over scales and flips.  The
    resampling is one separable matrix product per scale (cubic interpolation), which
-   also crops the padding.  The default, 8, is the network's own grid: at scale 1.0
-   the matrices are identities, and the decoder's sub-cell peak refinement makes
-   upsampling unnecessary (on a trained OpenPose-style network, decoding at stride 8
-   scored the same COCO AP as at strides 4, 2 and 1 while decoding 20-80x faster; see
-   the README).  The 57-channel maps are never built at full image size.
+   also crops the padding.  The default grid is the network's own at scale 1.0 (cell
+   8, or ``8 / max(scales)`` when a scale enlarges, so no scale loses resolution): there
+   the single-scale maps are used as they are, and the decoder's sub-cell peak
+   refinement makes upsampling unnecessary.  On a trained OpenPose-style network,
+   upsampling to strides 4, 2 or 1 did not raise COCO AP beyond noise while making
+   this step up to 60x slower (``benchmarks/predictor_settings.py``); the 57-channel
+   maps are never built at full image size.
 4. Decode the averaged maps into people (:func:`ftpose.grouping.decode`) and map the
    keypoints from grid cells back to image pixels.
 
@@ -44,7 +46,9 @@ MULTI_SCALES = (0.75, 1.0, 1.25, 1.5)
 """The default multi-scale set: the paper's 4 scales 0.25 apart, relative to
 :data:`INPUT_HEIGHT`.  The paper does not list its scales; this set keeps scale 1.0 and
 leans towards enlarging, as OpenPose's (0.5, 1, 1.5, 2) does, because COCO's people are
-mostly smaller than the ~220 px (0.6 of the crop) the network is trained on."""
+mostly smaller than the ~220 px (0.6 of the crop) the network is trained on.  Of the
+three 4-scale sets tried with a trained network (``benchmarks/predictor_settings.py``)
+it scored best, by less than the noise of the 40 test photos."""
 
 NETWORK_STRIDE = 8
 PAD_VALUE = 128
@@ -79,10 +83,10 @@ class Predictor:
 
     ``scales`` are input heights relative to ``input_height`` (use
     :data:`MULTI_SCALES` for the paper's multi-scale test); ``flip`` adds the mirrored
-    image; ``params`` go to the decoder; ``decode_stride`` is the decode grid's cell size
-    in network-input pixels at scale 1.0 (8, the default, decodes the network's own
-    grid; smaller values upsample first); images of the same size are run
-    ``batch_size`` at a time.
+    image; ``params`` (``ftpose.grouping.GroupingParams``) go to the decoder;
+    ``decode_stride`` is the decode grid's cell size in network-input pixels at scale
+    1.0 (default ``8 / max(scales, 1)``, the finest network grid; smaller values
+    upsample); images of the same size are run ``batch_size`` at a time.
     """
 
     def __init__(self, model="ftnet", weights=None, device="cpu", scales: Sequence[float] = (1.0,),

@@ -198,3 +198,17 @@ def test_never_overwrites_an_input_with_its_overlay(tmp_path):
     assert result.exit_code == 1
     assert "would overwrite it" in result.stderr
     assert (photos / "a.jpg").read_bytes() == before
+
+
+def test_overlay_draws_each_person_in_its_own_colour_and_skips_missing_joints():
+    from ftpose.visualize import draw_people, person_colour
+
+    keypoints = np.zeros((2, 18, 3))
+    keypoints[0, [1, 2], :] = [[100, 100, 0.9], [300, 100, 0.8]]   # neck - right shoulder: limb 1-2
+    keypoints[0, 3] = [200, 400, 0.0]                               # not found: not drawn
+    keypoints[1, [1, 5], :] = [[100, 300, 0.9], [300, 300, 0.7]]   # neck - left shoulder: limb 1-5
+    canvas = draw_people(np.zeros((640, 640, 3), np.uint8), keypoints)
+    assert tuple(canvas[100, 200]) == person_colour(0)
+    assert tuple(canvas[300, 200]) == person_colour(1)
+    assert person_colour(0) != person_colour(1)
+    assert not canvas[380:420, 180:220].any()
