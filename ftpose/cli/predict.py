@@ -106,6 +106,10 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
     if json_path is not None:
         _write_json(json_path, run, predictor, model_name, weights)
     summary = f"{run.images} image(s), {run.people} people"
+    if out is not None:
+        summary += f"; overlays in {out}"
+    if json_path is not None:
+        summary += f"; results in {json_path}"
     if failed:
         summary += f"; {failed} input(s) failed"
     click.echo(summary, err=True)
