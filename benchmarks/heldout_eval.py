@@ -1,0 +1,80 @@
+"""Teacher and student on the held-out photos, through ``ftpose predict --json`` + ``ftpose eval --results``.
+
+The held-out split of ``../shared/data`` (annotated photos that no distillation run
+may read, not even as unlabeled images):
+
+* ``mmpose_fixtures/coco``: 4 COCO val2017 photos, 12 people with keypoints;
+* ``coco8_pose`` val: 4 COCO train2017 photos, 14 person annotations.
+
+Both are COCO-17 with the original annotations, and none of their images appear in
+any training folder (coco_mini and coco8 train are other COCO images).  Everything
+else in ``../shared/data`` may be used for distillation.  The two annotation files are
+merged into one ground truth (image ids are the COCO ids, all distinct), each system
+predicts on the 8 photos with the ``ftpose predict`` command and the results file is
+scored by ``ftpose eval --dataset coco --results`` (pycocotools).
+
+    python benchmarks/heldout_eval.py --out /tmp/heldout teacher ftnet=ftpose/assets/ftnet.safetensors
+
+A system is ``NAME`` (a registered model with its shipped weights, e.g. ``teacher``)
+or ``LABEL=WEIGHTS`` (a weights file or training checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+HELDOUT = (  # (annotations, folder its file names are relative to), relative to DATA
+    ("mmpose_fixtures/coco/test_coco.json", "mmpose_fixtures/coco"),
+    ("coco8_pose/person_keypoints_val.json", "coco8_pose"),
+)
+
+
+def write_ground_truth(data: Path, path: Path) -> list[Path]:
+    """Merge the held-out annotation files into ``path``; return the image files."""
+    merged = {"images": [], "annotations": [], "categories": None}
+    images = []
+    for annotations, folder in HELDOUT:
+        part = json.loads((data / annotations).read_text())
+        merged["categories"] = merged["categories"] or part["categories"]
+        for image in part["images"]:
+            images.append(data / folder / image["file_name"])
+            merged["images"].append({**image, "file_name": str(images[-1])})
+        merged["annotations"].extend(part["annotations"])
+    ids = [image["id"] for image in merged["images"]]
+    assert len(set(ids)) == len(ids), "held-out image ids collide"
+    path.write_text(json.dumps(merged))
+    return images
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("systems", nargs="+", metavar="NAME|LABEL=WEIGHTS")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the ground truth and results")
+    parser.add_argument("--data", type=Path, default=DATA)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    truth = args.out / "heldout_gt.json"
+    images = write_ground_truth(args.data, truth)
+    ftpose = [sys.executable, "-m", "ftpose"]
+    rows = []
+    for system in args.systems:
+        label, _, weights = system.partition("=")
+        model = ["--weights", weights] if weights else ["--model", label]
+        results = args.out / f"{label}.json"
+        subprocess.run(ftpose + ["predict", *model, "--json", str(results), *map(str, images)], check=True)
+        metrics_file = args.out / f"{label}.metrics.json"
+        subprocess.run(ftpose + ["eval", "--dataset", "coco", "--ann", str(truth), "--results", str(results),
+                                 "--json", str(metrics_file)], check=True, stdout=subprocess.DEVNULL)
+        metrics = json.loads(metrics_file.read_text())
+        rows.append((label, metrics))
+    print("| system | AP | AP50 | AP75 | AR |\n|---|---|---|---|---|")
+    for label, m in rows:
+        print(f"| {label} | " + " | ".join(f"{m[k]:.3f}" for k in ("AP", "AP50", "AP75", "AR")) + " |")
+
+
+if __name__ == "__main__":
+    main()
