@@ -42,11 +42,13 @@ _LIMB_ENDS = np.array(LIMBS)  # (19, 2)
 class GroupingParams:
     """Thresholds of the decoder.
 
-    The peak and PAF thresholds are OpenPose's; ``merge_reach`` was chosen with the
-    oracle (COCO AP changes by about 0.01 between 0.8 and 1.2).
+    The peak and PAF thresholds are OpenPose's (its C++ peak threshold, 0.05, scores
+    higher on a trained network's maps than its Python demo's 0.1; see
+    ``benchmarks/grouping_params.py``); ``merge_reach`` was chosen with the oracle
+    (COCO AP changes by about 0.01 between 0.8 and 1.2).
     """
 
-    peak_threshold: float = 0.1          # heatmap value a peak must reach
+    peak_threshold: float = 0.05         # heatmap value a peak must reach
     max_peaks: int = 64                  # per part, the strongest; bounds the work on noisy maps
     num_samples: int = 10                # D: PAF samples per candidate limb (eq. 6)
     paf_sample_threshold: float = 0.05   # a sample "agrees" when its projection exceeds this
