@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 import torch
 
+from ftpose.export.backends import create_backend
 from ftpose.keypoints import NUM_HEATMAPS, flip_maps
 
 INPUT_HEIGHT = 368
@@ -87,11 +88,15 @@ class Predictor:
     ``decode_stride`` is the decode grid's cell size in network-input pixels at scale
     1.0 (default ``8 / max(scales, 1)``, the finest network grid; smaller values
     upsample); images of the same size are run ``batch_size`` at a time.
+
+    ``backend`` runs the network (``ftpose.export.BACKENDS``: ``torch``, ``torch-bf16``,
+    ``onnxruntime``, ``onnxruntime-int8``, ``tensorrt``); :attr:`backend` may be replaced
+    by any callable from a normalised batch to the final ``(heatmaps, pafs)``.
     """
 
     def __init__(self, model="ftnet", weights=None, device="cpu", scales: Sequence[float] = (1.0,),
                  flip: bool = False, params=None, input_height: int = INPUT_HEIGHT,
-                 decode_stride: float | None = None, batch_size: int = 8):
+                 decode_stride: float | None = None, batch_size: int = 8, backend: str = "torch"):
         if not scales or any(s <= 0 for s in scales):
             raise ValueError(f"scales must be positive numbers, got {tuple(scales)}")
         if decode_stride is None:
@@ -101,6 +106,7 @@ class Predictor:
         self.device = torch.device(device)
         self.network, self.trained = _build_network(model, weights)
         self.network.to(self.device).eval()
+        self.backend = create_backend(backend, self.network, self.device)
         self.scales = tuple(float(s) for s in scales)
         self.flip = bool(flip)
         self.params = params
@@ -172,9 +178,7 @@ class Predictor:
                 batch = batch.permute(0, 3, 1, 2).float().div_(256.0).sub_(0.5)
                 if self.flip:
                     batch = torch.cat([batch, batch.flip(-1)])
-                with torch.inference_mode():
-                    heatmaps, pafs = self.network(batch)[-1]
-                heatmaps, pafs = heatmaps.float(), pafs.float()
+                heatmaps, pafs = self.backend(batch)
                 if self.flip:
                     mirrored = flip_maps(heatmaps[len(chunk):], pafs[len(chunk):])
                     heatmaps = torch.stack([heatmaps[:len(chunk)], mirrored[0]], 1)

@@ -131,7 +131,7 @@ class GroundTruthPredictor:
 
     people_by_image: dict = {}
 
-    def __init__(self, model, weights=None, device="cpu", scales=(1.0,), flip=False, batch_size=4):
+    def __init__(self, model, weights=None, device="cpu", scales=(1.0,), flip=False, batch_size=4, backend="torch"):
         assert scales == (1.0,) and not flip
 
     def predict_batch(self, images):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ftpose.export import BACKENDS, BackendUnavailableError
 from ftpose.files import InputError
 
 DATASETS = ("coco", "mpii", "posetrack")
@@ -50,6 +51,9 @@ class ScaleList(click.ParamType):
 @click.option("--device", default="cpu", show_default=True, help="torch device for --model/--weights.")
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
               help="Images of one size sent to the network together.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
+              help="What runs the network for --model/--weights (see README, Speed).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: one per core).")
 @click.option("--save-results", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the predictions made with --model/--weights/--oracle (to rescore with --results).")
 @click.option("--analyze", "analyze_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -59,7 +63,7 @@ class ScaleList(click.ParamType):
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the tables as markdown ('-' prints them).")
 def command(dataset, ann, images, model_name, weights, results, oracle, layout, scales, multi_scale, flip,
-            device, batch_size, save_results, analyze_dir, json_path, markdown_path):
+            device, batch_size, backend, threads, save_results, analyze_dir, json_path, markdown_path):
     """Score poses against ground truth with the protocol of the paper's tables.
 
     COCO: AP/AR through pycocotools (Table 3).  MPII: per-part AP with PCKh@0.5
@@ -93,14 +97,15 @@ def command(dataset, ann, images, model_name, weights, results, oracle, layout, 
         elif oracle:
             run.oracle()
         else:
-            run.predict(images, model_name, weights, scales, multi_scale, flip, device, batch_size)
+            run.predict(images, model_name, weights, scales, multi_scale, flip, device, batch_size, backend,
+                        threads)
         if save_results is not None:
             run.save_predictions(save_results)
         metrics = run.metrics()
         tables = run.tables(metrics, _row_label(model_name, weights, results, oracle))
         if analyze_dir is not None:
             tables.append(run.analyze(analyze_dir))
-    except InputError as e:
+    except (InputError, BackendUnavailableError) as e:
         raise click.ClickException(str(e)) from None
 
     from ftpose.evaluation.report import render_markdown, render_text
@@ -194,15 +199,20 @@ class _Evaluation:
             people_by_key[key] = oracle_people(convert(keypoints, layout, NETWORK), height, width)
         self._set_network_predictions(people_by_key)
 
-    def predict(self, images: Path, model_name, weights, scales, multi_scale, flip, device, batch_size):
+    def predict(self, images: Path, model_name, weights, scales, multi_scale, flip, device, batch_size,
+                backend="torch", threads=None):
         from tqdm import tqdm
 
         from ftpose.files import read_image
         from ftpose.predictor import MULTI_SCALES, Predictor
 
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         predictor = Predictor(model_name or "ftnet", weights=weights, device=device,
                               scales=MULTI_SCALES if multi_scale else (scales or (1.0,)), flip=flip,
-                              batch_size=batch_size)
+                              batch_size=batch_size, backend=backend)
         entries = self._images()
         people_by_key = {}
         with tqdm(total=len(entries), desc="predicting", unit="image", file=sys.stderr,

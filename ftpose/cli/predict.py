@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ftpose.export import BACKENDS, BackendUnavailableError
 from ftpose.files import InputError
 
 SAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "000000000790.jpg"
@@ -51,8 +52,12 @@ def _parse_scales(ctx, param, values) -> tuple[float, ...]:
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu, cuda, cuda:1.")
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
               help="Images or video frames of one size sent to the network together.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
+              help="What runs the network: PyTorch fp32 or bf16, ONNX Runtime fp32 or int8, TensorRT "
+                   "(see README, Speed).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: one per core).")
 def command(inputs, model_name, weights, out, json_path, scales, multi_scale, flip, save_maps, device,
-            batch_size):
+            batch_size, backend, threads):
     """Estimate the poses of everyone in INPUT images, folders or videos.
 
     Folders are searched recursively (sorted); videos are read frame by frame.  With
@@ -88,12 +93,16 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
     sources, errors = expand_inputs(inputs or [SAMPLE_PHOTO])
     for error in errors:
         click.echo(f"error: {error}", err=True)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UntrainedNetworkWarning)
         try:
             predictor = Predictor(model_name, weights=weights, device=device, scales=scales, flip=flip,
-                                  batch_size=batch_size)
-        except InputError as e:
+                                  batch_size=batch_size, backend=backend)
+        except (InputError, BackendUnavailableError) as e:
             raise click.ClickException(str(e)) from None
         except ValueError as e:   # an unknown model name
             raise click.UsageError(str(e)) from None
@@ -316,6 +325,7 @@ def _write_json(path: Path, run: _Run, predictor, model_name: str, weights) -> N
         "trained": predictor.trained,
         "scales": list(predictor.scales),
         "flip": predictor.flip,
+        "backend": getattr(predictor.backend, "name", None),
         "images": run.images_meta,
     }
     if not predictor.trained:

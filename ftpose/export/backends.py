@@ -1,0 +1,190 @@
+"""Inference backends: one network, run by eager PyTorch or ONNX Runtime, in fp32, bf16 or int8.
+
+A backend is a callable from the network input (``(B, 3, H, W)`` float32 tensor, see
+docs/DEVELOPING.md) to the final ``(heatmaps, pafs)`` as float32 tensors on the input's
+device; the :class:`~ftpose.predictor.Predictor` runs its network through one.
+
+============== ==============================================================
+name           what runs the network
+============== ==============================================================
+torch          eager PyTorch, fp32: the reference
+torch-bf16     eager PyTorch under bfloat16 autocast, channels-last (CPUs with
+               AVX-512 BF16 or AMX; recent NVIDIA GPUs)
+onnxruntime    ONNX Runtime, fp32, every graph optimisation; CPU, or the CUDA
+               provider when the device is ``cuda``
+onnxruntime-   ONNX Runtime, int8 weights and activations calibrated on real
+int8           photos (CPU; fast with AVX-512 VNNI)
+tensorrt       ONNX Runtime's TensorRT provider in fp16 (NVIDIA GPUs; needs the
+               onnxruntime-gpu package and TensorRT)
+============== ==============================================================
+
+The ONNX backends export the network on first use and keep the file (and the int8
+version and TensorRT's engines) in ``<cache>/onnx/``, keyed by a digest of the weights,
+so a network is exported and calibrated once.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ftpose.export import BACKENDS, BackendUnavailableError
+
+
+class TorchBackend:
+    """Eager PyTorch, optionally under bfloat16 autocast with channels-last tensors.
+
+    bf16 autocast runs convolutions in bfloat16 (oneDNN's AVX-512 BF16 kernels on this
+    kind of CPU), and channels-last is the layout those kernels want, so converting
+    once here saves a reorder per layer.  The network's weights are not changed.
+    """
+
+    def __init__(self, network: nn.Module, bf16: bool = False):
+        self.network = network.eval()
+        self.bf16 = bf16
+        self.name = "torch-bf16" if bf16 else "torch"
+        if bf16:
+            self.network.to(memory_format=torch.channels_last)
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        precision = (torch.autocast(batch.device.type, dtype=torch.bfloat16) if self.bf16
+                     else contextlib.nullcontext())
+        if self.bf16:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), precision:
+            heatmaps, pafs = self.network(batch)[-1]
+        return heatmaps.float().contiguous(), pafs.float().contiguous()
+
+
+class OnnxRuntimeBackend:
+    """An ONNX graph in an ONNX Runtime session, graph optimisations on.
+
+    ``providers`` are ONNX Runtime execution providers, most preferred first;
+    ``threads`` is the number of intra-op threads (default: PyTorch's, one per core).
+    """
+
+    def __init__(self, path, providers: Sequence = ("CPUExecutionProvider",), threads: int | None = None,
+                 name: str = "onnxruntime"):
+        import onnxruntime as ort
+
+        from ftpose.export.onnx import INPUT_NAME, OUTPUT_NAMES
+
+        self.name = name
+        self.path = Path(path)
+        self._input, self._outputs = INPUT_NAME, list(OUTPUT_NAMES)
+        available = set(ort.get_available_providers())
+        missing = [p for p in (_provider_name(p) for p in providers) if p not in available]
+        if missing:
+            raise BackendUnavailableError(
+                f"backend {name!r} needs ONNX Runtime's {', '.join(missing)}, which this onnxruntime lacks "
+                f"(it has {', '.join(sorted(available))}); for NVIDIA GPUs install onnxruntime-gpu in place of "
+                "onnxruntime (and TensorRT for the TensorRT provider)")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(self.path), options, providers=list(providers))
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = batch.detach().float().cpu().contiguous().numpy()
+        heatmaps, pafs = self.session.run(self._outputs, {self._input: x})
+        return torch.from_numpy(heatmaps).to(batch.device), torch.from_numpy(pafs).to(batch.device)
+
+
+def create_backend(name: str, network: nn.Module, device="cpu", threads: int | None = None,
+                   calibration: Sequence[np.ndarray] | None = None):
+    """The backend ``name`` (one of :data:`BACKENDS`) running ``network``.
+
+    ``calibration``: BGR uint8 photos for ``onnxruntime-int8`` (default: the bundled
+    sample photo; calibrate on photos like yours for best results).
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
+    device = torch.device(device)
+    if name in ("torch", "torch-bf16"):
+        return TorchBackend(network, bf16=name == "torch-bf16")
+    fp32 = cached_onnx(network)
+    if name == "onnxruntime":
+        return OnnxRuntimeBackend(fp32, execution_providers(device), threads, name)
+    if name == "onnxruntime-int8":
+        if device.type != "cpu":
+            raise BackendUnavailableError("backend 'onnxruntime-int8' runs on the CPU; on a GPU use 'tensorrt'")
+        return OnnxRuntimeBackend(cached_int8(fp32, calibration), execution_providers(device), threads, name)
+    if device.type != "cuda":
+        raise BackendUnavailableError("backend 'tensorrt' needs an NVIDIA GPU: pass device cuda (or cuda:N)")
+    index = device.index or 0
+    engines = fp32.parent / "tensorrt"
+    engines.mkdir(parents=True, exist_ok=True)
+    tensorrt = ("TensorrtExecutionProvider", {"device_id": index, "trt_fp16_enable": True,
+                                              "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines)})
+    return OnnxRuntimeBackend(fp32, [tensorrt, *execution_providers(device)], threads, name)
+
+
+def execution_providers(device: torch.device) -> list:
+    """ONNX Runtime providers for a torch device: CUDA (then CPU) for ``cuda:N``, else CPU."""
+    if device.type == "cuda":
+        return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+    if device.type != "cpu":
+        raise BackendUnavailableError(f"ONNX Runtime backends run on cpu or cuda, not {device.type}")
+    return ["CPUExecutionProvider"]
+
+
+def cached_onnx(network: nn.Module) -> Path:
+    """The network exported to ONNX (dynamic shapes, verified), made once per set of weights."""
+    from ftpose.export.onnx import export_onnx
+
+    name = getattr(network, "model_name", type(network).__name__)
+    path = onnx_cache_dir() / f"{name}-{weights_digest(network)}.onnx"
+    if not path.is_file():
+        try:
+            export_onnx(network, path)
+        except Exception as e:  # tracing fails in many ways (e.g. a network that is not made of torch ops)
+            problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise BackendUnavailableError(f"network {name!r} cannot run in ONNX Runtime: its ONNX export "
+                                          f"failed ({problem}); use the 'torch' backend") from e
+    return path
+
+
+def cached_int8(fp32: Path, photos: Sequence[np.ndarray] | None = None) -> Path:
+    """The int8 version of the exported graph ``fp32``, calibrated on ``photos``, made once per photo set."""
+    from ftpose.export.quantize import calibration_inputs, quantize_int8
+
+    if photos is None:
+        from ftpose.export.onnx import SAMPLE_PHOTO
+        from ftpose.files import read_image
+
+        photos = [read_image(SAMPLE_PHOTO)]
+    digest = hashlib.sha256()
+    for photo in photos:
+        digest.update(np.ascontiguousarray(photo).tobytes())
+    path = fp32.with_name(f"{fp32.stem}-int8-{digest.hexdigest()[:12]}.onnx")
+    if not path.is_file():
+        quantize_int8(fp32, path, calibration_inputs(photos))
+    return path
+
+
+def weights_digest(network: nn.Module) -> str:
+    """A short digest of the network's identity and weights, and of the exporter's version."""
+    digest = hashlib.sha256(json.dumps([getattr(network, "model_name", type(network).__name__),
+                                        dict(getattr(network, "model_options", {})), torch.__version__],
+                                       sort_keys=True, default=str).encode())
+    for key, tensor in network.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def onnx_cache_dir() -> Path:
+    from ftpose.downloads import cache_dir
+
+    return cache_dir() / "onnx"
+
+
+def _provider_name(provider) -> str:
+    return provider[0] if isinstance(provider, tuple) else provider
