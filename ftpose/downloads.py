@@ -39,7 +39,10 @@ class SdistMember:
 
 
 def cache_dir() -> Path:
-    """Where downloaded weights are kept: ``$FTPOSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/ftpose``, else ``~/.cache/ftpose``."""
+    """Where downloaded weights are kept.
+
+    ``$FTPOSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/ftpose``, else ``~/.cache/ftpose``.
+    """
     if os.environ.get("FTPOSE_CACHE_DIR"):
         return Path(os.environ["FTPOSE_CACHE_DIR"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

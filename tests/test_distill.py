@@ -200,8 +200,9 @@ def test_distill_command_trains_and_resumes(teacher, coco8, shared_data, tmp_pat
     common = ["distill", "--data", f"{coco8.kind}:{coco8.annotations}:{coco8.images}",
               "--input-size", "64", "--batch-size", "2", "--workers", "0", "--out", str(out), "--quiet"]
     runner = CliRunner()
-    result = runner.invoke(main, common + ["--unlabeled", str(shared_data / "people" / "opencv-doc__vtest.avi"),
-                                           "--frame-step", "200", "--steps", "1", "--set", "model_options.width_mult=0.125",
+    video = shared_data / "people" / "opencv-doc__vtest.avi"
+    result = runner.invoke(main, common + ["--unlabeled", str(video), "--frame-step", "200", "--steps", "1",
+                                           "--set", "model_options.width_mult=0.125",
                                            "--set", "model_options.pretrained_backbone=false"])
     assert result.exit_code == 0, result.output
     assert (out / "checkpoint_00000001.pt").is_file() and (out / "distill.toml").is_file()

