@@ -50,8 +50,15 @@ def load_posetrack(annotations, images) -> list[AnnotatedImage]:
     return out
 
 
+def _scalar(value, default=None):
+    """The 2017 format wraps most values in one-element lists: ``[3]`` -> ``3``."""
+    if isinstance(value, list):
+        return value[0] if value else default
+    return default if value is None else value
+
+
 def _flag(value) -> bool:
-    return bool(value[0] if isinstance(value, list) and value else value)
+    return bool(_scalar(value, 1))
 
 
 def _polygon_record(xs, ys) -> dict | None:
@@ -106,26 +113,24 @@ def _frames_2017(annolist: list, images: Path, source: Path):
         if not _flag(frame.get("is_labeled", [1])):
             continue
         try:
-            name = frame["image"][0]["name"] if isinstance(frame["image"], list) else frame["image"]["name"]
+            name = _scalar(frame["image"])["name"]
         except (KeyError, IndexError, TypeError):
             raise InputError(source, f"annolist[{i}] has no image name") from None
         ignore = []
         for region in frame.get("ignore_regions", []) or []:
             points = region.get("point", [])
-            xs = [p["x"][0] if isinstance(p["x"], list) else p["x"] for p in points]
-            ys = [p["y"][0] if isinstance(p["y"], list) else p["y"] for p in points]
+            xs = [_scalar(p["x"]) for p in points]
+            ys = [_scalar(p["y"]) for p in points]
             if (rec := _polygon_record(xs, ys)) is not None:
                 ignore.append(rec)
         people = []
         for rect in frame.get("annorect", []) or []:
-            annopoints = rect.get("annopoints") or []
-            points = (annopoints[0] if isinstance(annopoints, list) else annopoints).get("point", []) if annopoints else []
+            points = (_scalar(rect.get("annopoints")) or {}).get("point", [])
             joints = np.zeros((len(LAYOUT_2017), 3))
             for p in points:
-                k = int(p["id"][0] if isinstance(p["id"], list) else p["id"])
-                x = p["x"][0] if isinstance(p["x"], list) else p["x"]
-                y = p["y"][0] if isinstance(p["y"], list) else p["y"]
-                joints[k] = (x, y, 2.0)
+                visible = _scalar(p.get("is_visible"), 1)
+                joints[int(_scalar(p["id"]))] = (_scalar(p["x"]), _scalar(p["y"]),
+                                                 1.0 if visible in (0, "0", False) else 2.0)
             if joints[:, 2].any():
                 people.append(joints)
         if not people:

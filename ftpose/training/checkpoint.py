@@ -49,7 +49,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     """Load a training checkpoint, with a one-line :class:`InputError` when it is not one."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise InputError(path, "no such checkpoint") from None
     except Exception as e:  # torch raises many types for a corrupt file
@@ -60,16 +60,22 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 
 
 def rng_state() -> dict:
-    """Every random generator the training process itself draws from."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every random generator the training process itself draws from, as plain types and
+    tensors so that checkpoints load with ``torch.load(weights_only=True)``."""
+    kind, key, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(key.astype(np.int64)), int(pos),
+                                                    int(has_gauss), float(cached)),
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def restore_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, key, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -53,7 +53,7 @@ class TrainConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     data: list[str] = field(default_factory=list)      # KIND:ANNOTATIONS:IMAGES[:WEIGHT]
     val: str = ""                                      # coco:ANNOTATIONS:IMAGES for periodic COCO AP
-    steps: int = 100_000
+    steps: int = 100_000          # optimiser steps; 0 trains nothing (e.g. only --dump-samples)
     batch_size: int = 28          # global: split evenly over the processes of a distributed run
     workers: int = 2              # data-loading processes per training process
     seed: int = 0
@@ -76,7 +76,9 @@ class TrainConfig:
     def __post_init__(self):
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
         _check_choice("channels_last", self.channels_last, ("auto", "on", "off"))
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_last"):
+        if self.steps < 0:
+            raise ValueError(f"steps must not be negative, got {self.steps}")
+        for name in ("batch_size", "log_every", "checkpoint_every", "keep_last"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 

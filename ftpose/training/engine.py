@@ -8,8 +8,10 @@ the model, optimiser, schedule, gradient scaler and RNG states from the checkpoi
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import time
+import types
 from pathlib import Path
 
 import cv2
@@ -36,11 +38,12 @@ class LrSchedule:
     """Learning-rate factor per step: linear warm-up, then constant, step decay or cosine."""
 
     def __init__(self, config: TrainConfig):
-        self.schedule = config.schedule
+        # plain values only: LambdaLR saves this object's __dict__ into checkpoints
+        self.settings = dataclasses.asdict(config.schedule)
         self.steps = config.steps
 
     def __call__(self, step: int) -> float:
-        s = self.schedule
+        s = types.SimpleNamespace(**self.settings)
         if step < s.warmup_steps:
             return s.warmup_start + (1 - s.warmup_start) * step / s.warmup_steps
         if s.name == "step":
@@ -82,6 +85,15 @@ def _init_worker(_worker_id: int) -> None:
     # each loader process is one of many: keep its libraries single-threaded
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+
+
+def build_loader(dataset, stream: BatchStream, workers: int, pin_memory: bool = False,
+                 seed: int = 0) -> torch.utils.data.DataLoader:
+    """The training DataLoader: batches from ``stream``, built in ``workers`` processes."""
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=stream, num_workers=workers, worker_init_fn=_init_worker, pin_memory=pin_memory,
+        prefetch_factor=4 if workers else None, multiprocessing_context=_worker_context() if workers else None,
+        generator=torch.Generator().manual_seed(seed))
 
 
 class _CsvLog:
@@ -203,11 +215,8 @@ class Trainer:
                 self.dump_samples(config.dump_samples)
         stream = BatchStream(self.dataset.sizes, self.dataset.weights, config.batch_size, config.seed,
                              context.rank, context.world_size, start_step=self.step)
-        loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=stream, num_workers=config.workers, worker_init_fn=_init_worker,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if config.workers else None,
-            multiprocessing_context=_worker_context() if config.workers else None,
-            generator=torch.Generator().manual_seed(config.seed + context.rank))
+        loader = build_loader(self.dataset, stream, config.workers, self.device.type == "cuda",
+                              config.seed + context.rank)
         logs = tensorboard = None
         if context.is_main:
             logs = (_CsvLog(self.out_dir / METRICS_FILE, ["step", "loss", "heatmap_loss", "paf_loss", "lr",
