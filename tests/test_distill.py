@@ -14,7 +14,7 @@ from ftpose.data import AugmentConfig, DataSpec, MixedDataset, build_dataset
 from ftpose.distill import teacher as teacher_module
 from ftpose.distill.data import DistillConfig, DistillDataset, UnlabeledImages, paste, paste_people
 from ftpose.distill.teacher import PAF_CHANNELS, Teacher
-from ftpose.distill.train import distill_loss, freeze_imagenet_layers
+from ftpose.distill.train import distill_loss, freeze_imagenet_layers, zero_init_outputs
 from ftpose.downloads import WeightsUnavailableError
 from ftpose.evaluation.analysis import keypoint_similarity
 from ftpose.files import read_image
@@ -193,6 +193,15 @@ def test_frozen_imagenet_layers_get_no_gradient():
     sum(h.sum() + p.sum() for h, p in model(torch.zeros(1, 3, 32, 32))).backward()
     assert model.backbone.conv4_2.weight.grad is None and model.backbone.conv1_1.weight.grad is None
     assert model.backbone.conv4_3_cpm.weight.grad is not None
+
+
+@pytest.mark.parametrize("name", ["ftnet", "openpose"])
+def test_a_fresh_student_starts_from_zero_maps(name):
+    model = create_model(name, width_mult=0.125)
+    zero_init_outputs(model)
+    outputs = model(torch.rand(1, 3, 32, 32) - 0.5)
+    assert all(h.abs().max() == 0 and p.abs().max() == 0 for h, p in outputs)
+    assert model.backbone.conv4_4_cpm.weight.abs().max() > 0  # only the output convs
 
 
 def test_distill_command_trains_and_resumes(teacher, coco8, shared_data, tmp_path):

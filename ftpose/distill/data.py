@@ -45,6 +45,7 @@ class DistillConfig:
     max_pasted: int = 2               # 1..max_pasted people per pasted crop
     ground_truth_weight: float = 1.0  # weight of the ground-truth loss against the teacher's
     freeze_imagenet: bool = False     # keep the backbone's ImageNet layers fixed (cheaper steps on a CPU)
+    zero_init_outputs: bool = True    # a fresh student's output convs start at zero (see distill.train)
 
     def __post_init__(self):
         if not 0 <= self.paste_probability <= 1:

@@ -59,6 +59,8 @@ class DistillTrainer(Trainer):
         self.dataset = DistillDataset(MixedDataset(datasets, weights), people, distill)
         if distill.freeze_imagenet:
             freeze_imagenet_layers(self.model)
+        if distill.zero_init_outputs and self.step == 0:
+            zero_init_outputs(self.model)
 
 
     def loss(self, outputs, batch):
@@ -68,6 +70,24 @@ class DistillTrainer(Trainer):
         if self.context.is_main:
             save_distill_config(self.distill, self.out_dir / DISTILL_FILE)
         return super().run()
+
+
+def zero_init_outputs(model: torch.nn.Module) -> None:
+    """Zero the convs that output heatmaps or PAFs, so that a fresh student starts predicting 0.
+
+    With He-initialised heads on ImageNet features the first maps are in the tens and
+    the first losses ~10^5-10^6; the quickest way down is to silence the ReLUs, and a
+    first run did exactly that: by step 400 its every output was the same constant,
+    whatever the image.  Starting from zero outputs the loss begins at the targets'
+    own size and the features keep their variety.
+    """
+    from ftpose.keypoints import NUM_HEATMAPS, NUM_PAFS
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d) and module.out_channels in (NUM_HEATMAPS, NUM_PAFS):
+                module.weight.zero_()
+                module.bias.zero_()
 
 
 def freeze_imagenet_layers(model: torch.nn.Module) -> None:
