@@ -1,51 +1,51 @@
-"""Where the networks spend their time on this CPU: per layer kind, per operator.
+"""Where the networks spend their time on this CPU, per layer kind, in any backend.
 
-Every conv is timed with forward hooks and grouped by its kind (kernel, channels and
-map size), next to its MACs, so a kind that runs far below the machine's GMAC/s shows
-up; ``torch.profiler`` then splits the rest (concatenations, ReLUs, additions,
-pooling) by operator.  Weights are random: latency does not depend on their values.
+PyTorch backends: every conv is timed with forward hooks and grouped by kind (kernel,
+channels, map size) next to its MACs, so a kind running far below the machine's GMAC/s
+shows up; ``torch.profiler`` then splits the rest (concatenations, ReLUs, pooling) by
+operator.  ONNX Runtime backends: the session's own profiler times every node of the
+optimised graph (fused, re-laid-out, quantized), grouped by operator and kernel.
+Weights are random (latency does not depend on them); ONNX files come from the
+backends' cache.
 
-    python benchmarks/layer_profile.py                         # ftnet and openpose, fp32
-    python benchmarks/layer_profile.py --models ftnet --channels-last --bf16
+    python benchmarks/layer_profile.py                                  # eager fp32, both models
+    python benchmarks/layer_profile.py --backend onnxruntime-int8 --threads 1
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
 import statistics
+import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from ftpose.export import BACKENDS
+from ftpose.export.backends import create_backend
 from ftpose.models import create_model
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="ftnet,openpose")
+    parser.add_argument("--backend", default="torch", choices=[b for b in BACKENDS if b != "tensorrt"])
     parser.add_argument("--input", default="368x432", help="HxW (default 368x432)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed passes (median per layer)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes (median per layer kind)")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--channels-last", action="store_true", help="NHWC memory format")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    parser.add_argument("--top", type=int, default=20, help="rows per table")
     return parser.parse_args()
 
 
-def conv_kind(conv: nn.Conv2d, output: torch.Tensor) -> str:
-    k = "x".join(map(str, conv.kernel_size))
-    return f"{k} {conv.in_channels:>4}->{conv.out_channels:<4} @{output.shape[-2]}x{output.shape[-1]}"
-
-
-def conv_macs(conv: nn.Conv2d, output: torch.Tensor) -> int:
-    """MACs of one conv call: one multiply-accumulate per kernel tap, input channel and output."""
-    taps = conv.kernel_size[0] * conv.kernel_size[1] * conv.in_channels // conv.groups
-    return output.numel() * taps
+def conv_kind(kernel, in_channels, out_channels, height, width) -> str:
+    return f"{kernel[0]}x{kernel[1]} {in_channels:>4}->{out_channels:<4} @{height}x{width}"
 
 
 def time_convs(model: nn.Module, x: torch.Tensor, rounds: int):
-    """Median seconds per pass, MACs and call count per conv kind; and the whole pass."""
+    """Median seconds per pass, MACs and calls per conv kind, and the whole pass, via forward hooks."""
     starts, seconds, macs, calls = {}, defaultdict(list), {}, defaultdict(int)
     current = defaultdict(float)
 
@@ -53,9 +53,10 @@ def time_convs(model: nn.Module, x: torch.Tensor, rounds: int):
         starts[module] = time.perf_counter()
 
     def after(module, args, output):
-        kind = conv_kind(module, output)
+        kind = conv_kind(module.kernel_size, module.in_channels, module.out_channels, *output.shape[-2:])
         current[kind] += time.perf_counter() - starts[module]
-        macs[kind] = macs.get(kind, 0) + conv_macs(module, output)
+        taps = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+        macs[kind] = macs.get(kind, 0) + output.numel() * taps
         calls[kind] += 1
 
     handles = []
@@ -81,7 +82,7 @@ def time_convs(model: nn.Module, x: torch.Tensor, rounds: int):
     return statistics.median(totals), per_kind
 
 
-def operator_table(model: nn.Module, x: torch.Tensor) -> list[tuple[str, float, int]]:
+def torch_operators(model: nn.Module, x: torch.Tensor) -> list[tuple[str, float, int]]:
     """(operator, self CPU ms, calls) for one pass, slowest first."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -91,33 +92,92 @@ def operator_table(model: nn.Module, x: torch.Tensor) -> list[tuple[str, float, 
     return sorted((r for r in rows if r[1] > 0.05), key=lambda r: -r[1])
 
 
+def profile_torch(backend, x, rounds: int, top: int) -> None:
+    model = backend.network
+    if backend.bf16:
+        x = x.contiguous(memory_format=torch.channels_last)
+    precision = torch.autocast("cpu", dtype=torch.bfloat16, enabled=backend.bf16)
+    with torch.inference_mode(), precision:
+        total, per_kind = time_convs(model, x, rounds)
+        operators = torch_operators(model, x)
+    conv_total = sum(t for t, _, _ in per_kind.values())
+    print_kinds(total, per_kind, top)
+    print(f"  outside convs (hooks included): {1e3 * (total - conv_total):.1f} ms")
+    print(f"  {'operator (torch.profiler)':<40} {'self ms':>8} {'calls':>6}")
+    for op, ms, count in operators[:10]:
+        print(f"  {op:<40} {ms:>8.1f} {count:>6}")
+
+
+def profile_onnxruntime(backend, x, rounds: int, threads: int | None, top: int) -> None:
+    """Per-node times from ONNX Runtime's profiler on the session's optimised graph."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as work:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(work) / "profile")
+        options.optimized_model_filepath = str(Path(work) / "optimised.onnx")
+        session = ort.InferenceSession(str(backend.path), options, providers=["CPUExecutionProvider"])
+        feed = {"image": x.numpy()}
+        session.run(None, feed)                      # warm-up
+        totals = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            session.run(None, feed)
+            totals.append(time.perf_counter() - start)
+        events = json.loads(Path(session.end_profiling()).read_text())
+        graph = onnx.load(options.optimized_model_filepath)
+    weights = {w.name: tuple(w.dims) for w in graph.graph.initializer if len(w.dims) == 4}
+    node_weights = {n.name: next((weights[i] for i in n.input if i in weights), None) for n in graph.graph.node}
+    seconds, macs, calls = defaultdict(float), defaultdict(int), defaultdict(int)
+    for event in events:
+        if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time"):
+            continue
+        name = event["name"].removesuffix("_kernel_time")
+        op = event["args"].get("op_name", "?")
+        weight = node_weights.get(name)
+        shape = next(iter(event["args"].get("output_type_shape", [{}])[0].values()), None)
+        if weight is not None and shape and len(shape) == 4:
+            # NCHWc graphs pad channels to 8 or 16: kinds show padded widths
+            height, width = (shape[1], shape[2]) if op.startswith("QLinear") else (shape[2], shape[3])
+            kind = f"{op:<12} " + conv_kind(weight[2:], weight[1], weight[0], height, width)
+            macs[kind] += height * width * weight[0] * weight[1] * weight[2] * weight[3]
+        else:
+            kind = op
+        seconds[kind] += event["dur"] / 1e6
+        calls[kind] += 1
+    passes = rounds + 1
+    per_kind = {k: (seconds[k] / passes, macs[k] // passes, calls[k] // passes) for k in seconds}
+    print_kinds(statistics.median(totals), per_kind, top)
+
+
+def print_kinds(total: float, per_kind: dict, top: int) -> None:
+    all_macs = sum(m for _, m, _ in per_kind.values())
+    print(f"  {1e3 * total:.1f} ms per pass ({all_macs / 1e9:.2f} GMAC counted, "
+          f"{all_macs / total / 1e9:.0f} GMAC/s overall)")
+    print(f"  {'kind':<40} {'calls':>5} {'ms':>8} {'share':>6} {'GMAC':>7} {'GMAC/s':>7}")
+    for kind, (t, macs, calls) in sorted(per_kind.items(), key=lambda item: -item[1][0])[:top]:
+        rate = f"{macs / t / 1e9:>7.0f}" if macs and t else f"{'-':>7}"
+        print(f"  {kind:<40} {calls:>5} {1e3 * t:>8.1f} {100 * t / total:>5.1f}% {macs / 1e9:>7.2f} {rate}")
+
+
 def main():
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     height, width = (int(v) for v in args.input.lower().split("x"))
-    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    x = (torch.rand(1, 3, height, width) - 0.5).contiguous(memory_format=fmt)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
-    print(f"input {height}x{width}, {torch.get_num_threads()} threads, "
-          f"{'channels_last' if args.channels_last else 'NCHW'}, {'bf16 autocast' if args.bf16 else 'fp32'}")
+    x = torch.rand(1, 3, height, width) - 0.5
+    print(f"input {height}x{width}, backend {args.backend}, {torch.get_num_threads()} threads")
     for name in args.models.split(","):
-        model = create_model(name).eval().to(memory_format=fmt)
-        with torch.inference_mode(), autocast:
-            total, per_kind = time_convs(model, x, args.rounds)
-            operators = operator_table(model, x)
-        conv_total = sum(t for t, _, _ in per_kind.values())
-        all_macs = sum(m for _, m, _ in per_kind.values())
-        print(f"\n{name}: {1e3 * total:.1f} ms per pass, {all_macs / 1e9:.2f} GMAC, "
-              f"{all_macs / total / 1e9:.0f} GMAC/s overall; convs {1e3 * conv_total:.1f} ms")
-        print(f"  {'conv kind':<26} {'calls':>5} {'ms':>8} {'share':>6} {'GMAC':>7} {'GMAC/s':>7}")
-        for kind, (t, macs, calls) in sorted(per_kind.items(), key=lambda item: -item[1][0]):
-            print(f"  {kind:<26} {calls:>5} {1e3 * t:>8.1f} {100 * t / total:>5.1f}% {macs / 1e9:>7.2f} "
-                  f"{macs / t / 1e9:>7.0f}")
-        print(f"  outside convs (hooks included): {1e3 * (total - conv_total):.1f} ms")
-        print(f"  {'operator (torch.profiler)':<40} {'self ms':>8} {'calls':>6}")
-        for op, ms, count in operators[:10]:
-            print(f"  {op:<40} {ms:>8.1f} {count:>6}")
+        torch.manual_seed(0)     # the weights ftpose bench exports, so its cached ONNX files are reused
+        backend = create_backend(args.backend, create_model(name).eval())
+        print(f"\n{name}:")
+        if args.backend.startswith("torch"):
+            profile_torch(backend, x, args.rounds, args.top)
+        else:
+            profile_onnxruntime(backend, x, args.rounds, args.threads, args.top)
 
 
 if __name__ == "__main__":

@@ -137,12 +137,13 @@ class StageTimes:
                 **{f"end_to_end_{k}": v for k, v in summarize_times(self.total).items()}}
 
 
-def run_pipeline(predictor, image: np.ndarray, read_seconds: float, reference=None) -> dict[str, float]:
+def run_pipeline(predictor, image: np.ndarray, read_seconds: float, reference=None):
     """One frame through ``predictor`` (its backend wrapped in :class:`TimedBackend`), timed per stage.
 
-    ``reference``: ``PoseMaps`` to decode instead of the network's own (see the module
-    docstring); the network still runs.  Preprocessing is timed by repeating it alone,
-    since it is interleaved with the network inside the predictor; merging is the rest.
+    Returns ``(seconds per stage, the merged maps)``.  ``reference``: ``PoseMaps`` to
+    decode instead of the network's own (see the module docstring); the network still
+    runs.  Preprocessing happens inside the predictor between network calls, so it is
+    timed by repeating it alone; merging is what remains of the predictor's time.
     """
     from ftpose.predictor import _network_input
     from ftpose.visualize import draw_people
@@ -163,41 +164,128 @@ def run_pipeline(predictor, image: np.ndarray, read_seconds: float, reference=No
     start = time.perf_counter()
     draw_people(image, people)
     drawing = time.perf_counter() - start
-    return {"read": read_seconds, "preprocess": preprocess, "network": backend.seconds,
-            "merge": max(0.0, maps_seconds - backend.seconds - preprocess), "grouping": grouping,
-            "drawing": drawing}
+    stages = {"read": read_seconds, "preprocess": preprocess, "network": backend.seconds,
+              "merge": max(0.0, maps_seconds - backend.seconds - preprocess), "grouping": grouping,
+              "drawing": drawing}
+    return stages, maps
 
 
-def read_frames(source, limit: int) -> Iterable[tuple[np.ndarray, float]]:
-    """``(BGR frame, seconds to read it)`` for up to ``limit`` frames of a video or photos of a folder/file."""
+def read_frames(source, limit: int) -> list[tuple[np.ndarray, float]]:
+    """``(BGR frame, seconds to read it)`` for up to ``limit`` photos of a folder/file or frames of a video."""
     from ftpose.files import read_image
     from ftpose.sources import VideoReader, expand_inputs
 
     sources, errors = expand_inputs([source])
     if errors:
         raise errors[0]
-    count = 0
+    frames = []
     for item in sources:
-        if item.is_video:
-            frames = iter(VideoReader(item.path))
-            while count < limit:
-                start = time.perf_counter()
-                frame = next(frames, None)
-                if frame is None:
-                    break
-                yield frame[1], time.perf_counter() - start
-                count += 1
-        elif count < limit:
+        if len(frames) >= limit:
+            break
+        if not item.is_video:
             start = time.perf_counter()
             image = read_image(item.path)
-            yield image, time.perf_counter() - start
-            count += 1
+            frames.append((image, time.perf_counter() - start))
+            continue
+        video = iter(VideoReader(item.path))
+        try:
+            while len(frames) < limit:
+                start = time.perf_counter()
+                frame = next(video, None)
+                if frame is None:
+                    break
+                frames.append((frame[1], time.perf_counter() - start))
+        finally:
+            video.close()
+    return frames
+
+
+def compare_maps(reference, maps, threshold: float) -> dict:
+    """How far ``maps`` (``PoseMaps``) are from ``reference`` ones of the same image.
+
+    Differences are maxima and means of absolute differences; ``peak_recall`` is the
+    fraction of the reference's heatmap peaks (at ``threshold``) that ``maps`` has
+    within one cell in the same channel, ``peak_precision`` the converse.
+    """
+    from ftpose.grouping import find_peaks
+    from ftpose.keypoints import NUM_PARTS
+
+    ref_peaks = find_peaks(reference.heatmaps[:NUM_PARTS], threshold)
+    peaks = find_peaks(maps.heatmaps[:NUM_PARTS], threshold)
+    heat, paf = np.abs(maps.heatmaps - reference.heatmaps), np.abs(maps.pafs - reference.pafs)
+    return {"heatmaps_max_diff": float(heat.max()), "heatmaps_mean_diff": float(heat.mean()),
+            "pafs_max_diff": float(paf.max()), "pafs_mean_diff": float(paf.mean()),
+            "peaks": len(ref_peaks[0]), "peak_recall": _matched_fraction(ref_peaks, peaks),
+            "peak_precision": _matched_fraction(peaks, ref_peaks)}
+
+
+def _matched_fraction(peaks, others) -> float:
+    """Fraction of ``peaks`` with a peak of ``others`` in the same channel at most one cell away."""
+    (channels, xy, _), (other_channels, other_xy, _) = peaks, others
+    if len(channels) == 0:
+        return 1.0
+    hits = 0
+    for channel in np.unique(channels):
+        theirs = other_xy[other_channels == channel]
+        if len(theirs):
+            distance = np.linalg.norm(xy[channels == channel][:, None] - theirs[None], axis=-1).min(1)
+            hits += int((distance <= 1.0).sum())
+    return hits / len(channels)
+
+
+def model_source(model: str) -> dict:
+    """Predictor arguments for a ``--models`` item: a registered name, or a weights file."""
+    from pathlib import Path
+
+    from ftpose.models import list_models
+
+    if model in list_models() or not Path(model).is_file():
+        return {"model": model}
+    return {"weights": model}
+
+
+def peak_memory_mb(model: str, backend: str | None, input_size: tuple[int, int], threads: int,
+                   calibration: Sequence[np.ndarray] | None = None) -> float:
+    """Peak resident memory (MB) of a fresh process that loads ``model`` in ``backend`` and
+    runs one ``input_size`` frame; with ``backend=None`` the same process loads nothing."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_peak_memory_child, (model, backend, input_size, threads, calibration))
+
+
+def _peak_memory_child(model, backend, input_size, threads, calibration) -> float:
+    import warnings
+
+    from ftpose.export.backends import create_backend
+    from ftpose.predictor import Predictor, UntrainedNetworkWarning
+
+    torch.set_num_threads(threads)
+    if backend is not None:
+        torch.manual_seed(0)   # the weights bench uses, so ONNX files come from its cache
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UntrainedNetworkWarning)
+            predictor = Predictor(**model_source(model))
+        run = create_backend(backend, predictor.network, calibration=calibration)
+        run(torch.zeros(1, 3, *input_size))
+    return peak_rss_mb()
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (10^6 bytes)."""
-    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kilobytes * (1 if platform.system() == "Darwin" else 1024) / 1e6 / (1024 if platform.system() == "Darwin" else 1)
+    """This process's peak resident memory so far, in MB (10^6 bytes).
+
+    Linux's ``VmHWM`` starts afresh when a process executes a new program, unlike
+    ``ru_maxrss``, which a spawned interpreter inherits from the process that forked it.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        return kib * 1024 / 1e6
+    except (OSError, StopIteration):
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak * (1 if sys.platform == "darwin" else 1024) / 1e6   # bytes on macOS, KiB elsewhere
 
 
 def cpu_name() -> str:
