@@ -121,8 +121,12 @@ def create_backend(name: str, network: nn.Module, device="cpu", threads: int | N
     index = device.index or 0
     engines = fp32.parent / "tensorrt"
     engines.mkdir(parents=True, exist_ok=True)
-    tensorrt = ("TensorrtExecutionProvider", {"device_id": index, "trt_fp16_enable": True,
-                                              "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines)})
+    # one engine for every input up to 8 x 1024 x 1024 (no rebuild per image size), tuned for one
+    # 4:3 frame at the default height; engines are cached on disk, the first build takes minutes
+    tensorrt = ("TensorrtExecutionProvider", {
+        "device_id": index, "trt_fp16_enable": True, "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(engines), "trt_profile_min_shapes": "image:1x3x64x64",
+        "trt_profile_opt_shapes": "image:1x3x368x496", "trt_profile_max_shapes": "image:8x3x1024x1024"})
     return OnnxRuntimeBackend(fp32, [tensorrt, *execution_providers(device)], threads, name)
 
 
