@@ -62,7 +62,7 @@ def command(source, fmt, out, dynamic, input_size, opset, options, verify_photos
     click.echo(f"wrote {out} (opset {opset}, {'dynamic' if dynamic else f'static {size[0]}x{size[1]}'} input; "
                f"ONNX Runtime matches PyTorch to {report.max_abs_diff:.1e})", err=True)
     if int8:
-        _write_int8(out, calibration, calibration_method)
+        _write_int8(out, calibration, calibration_method, size)
 
 
 def _load(source: str, options):
@@ -98,7 +98,7 @@ def _read_photos(paths) -> list:
     return photos
 
 
-def _write_int8(out: Path, calibration, method: str) -> None:
+def _write_int8(out: Path, calibration, method: str, size: tuple[int, int]) -> None:
     from ftpose.export.quantize import calibration_inputs, quantize_int8
 
     try:
@@ -114,5 +114,7 @@ def _write_int8(out: Path, calibration, method: str) -> None:
     except InputError as e:
         raise click.ClickException(str(e)) from None
     target = out.with_name(out.stem + ".int8.onnx")
-    quantize_int8(out, target, calibration_inputs(photos), method)
+    # the histogram methods need inputs of one size: photos fitted into --input's
+    inputs = calibration_inputs(photos, size=None if method == "minmax" else size)
+    quantize_int8(out, target, inputs, method)
     click.echo(f"wrote {target} (int8, {method} calibration on {len(photos)} photo(s))", err=True)

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ftpose.export.onnx import INPUT_NAME, OUTPUT_NAMES, network_input
@@ -23,11 +24,26 @@ from ftpose.files import atomic_path
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 
 
-def calibration_inputs(photos: Iterable[np.ndarray], heights: Sequence[int] = (368,)) -> list[np.ndarray]:
-    """Network inputs ``(1, 3, H, W)`` for each BGR photo resized to each height, as the predictor does."""
-    from ftpose.predictor import _network_input
+def calibration_inputs(photos: Iterable[np.ndarray], heights: Sequence[int] = (368,),
+                       size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Network inputs ``(1, 3, H, W)`` of BGR photos, prepared as the predictor prepares them.
 
-    return [network_input([_network_input(photo, height).pixels]) for photo in photos for height in heights]
+    Each photo is resized to each of ``heights`` (aspect kept, padded to multiples of 8),
+    or, with ``size`` ``(H, W)``, fitted inside it and padded to exactly that size, which
+    the ``percentile`` and ``entropy`` methods need (they histogram whole tensors).
+    """
+    from ftpose.predictor import PAD_VALUE, _network_input
+
+    if size is None:
+        return [network_input([_network_input(photo, height).pixels]) for photo in photos for height in heights]
+    inputs = []
+    for photo in photos:
+        scale = min(size[0] / photo.shape[0], size[1] / photo.shape[1])
+        rows, cols = max(1, round(photo.shape[0] * scale)), max(1, round(photo.shape[1] * scale))
+        canvas = np.full((*size, 3), PAD_VALUE, np.uint8)
+        canvas[:rows, :cols] = cv2.resize(photo, (cols, rows), interpolation=cv2.INTER_AREA)
+        inputs.append(network_input([canvas]))
+    return inputs
 
 
 def quantize_int8(source, destination, inputs: Sequence[np.ndarray], method: str = "minmax") -> Path:
@@ -46,6 +62,9 @@ def quantize_int8(source, destination, inputs: Sequence[np.ndarray], method: str
         raise ValueError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
     if not inputs:
         raise ValueError("int8 calibration needs at least one photo")
+    if method != "minmax" and len({x.shape for x in inputs}) > 1:
+        raise ValueError(f"the {method} method needs calibration inputs of one size "
+                         "(calibration_inputs(photos, size=(H, W)))")
 
     class Reader(CalibrationDataReader):
         def __init__(self):
