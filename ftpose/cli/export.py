@@ -38,8 +38,8 @@ def command(source, fmt, out, dynamic, input_size, opset, options, verify_photos
     """Export MODEL (a registered name, random weights) or WEIGHTS (a .safetensors file or
     training checkpoint) to ONNX.
 
-    The file takes ``image`` (B,3,H,W) float32 BGR pixels/256 - 0.5 and returns the final
-    ``heatmaps`` and ``pafs``.  It is written only after ONNX Runtime and PyTorch agree
+    The file takes 'image' (B,3,H,W) float32 BGR pixels/256 - 0.5 and returns the final
+    'heatmaps' and 'pafs'.  It is written only after ONNX Runtime and PyTorch agree
     on real photos to 1e-4 (the differences are printed).
     """
     from ftpose.export.onnx import ExportError, export_onnx
