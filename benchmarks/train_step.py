@@ -5,7 +5,7 @@ Data loading is excluded (the batch is built once); see loader_throughput.py for
 Prints each step's time and the median of the timed steps (the first ones warm up).
 
     python benchmarks/train_step.py [--model ftnet] [--batch-size 2] [--steps 6] [--threads 2]
-        [--option width_mult=0.25] [--device cpu]
+        [--option width_mult=0.25] [--device cpu] [--precision fp32|bf16]
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="autocast dtype")
     parser.add_argument("--data", default=DEFAULT)
     args = parser.parse_args()
     spec = DataSpec.parse(args.data)
@@ -54,7 +55,9 @@ def main() -> None:
     times = []
     for _ in range(WARMUP_STEPS + args.steps):
         start = time.perf_counter()
-        loss, _ = pose_loss(model(normalize_images(batch["image"])), batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            outputs = model(normalize_images(batch["image"]))
+        loss, _ = pose_loss(outputs, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -63,7 +66,7 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     timed = times[WARMUP_STEPS:]
     print(f"{args.model} {parse_options(args.option)}, batch {args.batch_size}, "
-          f"{args.input_size}x{args.input_size}, {args.threads} threads, {device}")
+          f"{args.input_size}x{args.input_size}, {args.threads} threads, {device}, {args.precision}")
     print("step s:", ", ".join(f"{t:.2f}" for t in timed))
     print(f"median: {statistics.median(timed):.2f} s/step")
 

@@ -10,6 +10,8 @@ from ftpose.files import InputError
 
 @click.command("train")
 @click.option("--model", help="registered model name (ftpose info lists them); default ftnet")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False),
+              help="start from these weights (.safetensors or a checkpoint), e.g. a COCO model for PoseTrack")
 @click.option("--data", "data", multiple=True, metavar="KIND:ANNOTATIONS:IMAGES[:WEIGHT]",
               help="training data, repeatable; KIND is coco, mpii or posetrack. WEIGHT scales how often "
                    "its people are drawn per epoch (default 1).")
@@ -33,7 +35,7 @@ from ftpose.files import InputError
               help="continue the run in OUT from its newest checkpoint, with its config.toml (options given here "
                    "override it, e.g. a larger --steps)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def command(model, data, val, out_dir, config_file, steps, batch_size, lr, workers, device, precision, seed,
+def command(model, init, data, val, out_dir, config_file, steps, batch_size, lr, workers, device, precision, seed,
             dump_samples, assignments, resume, quiet):
     """Train a pose network (paper §4.3: person-centric 368x368 crops, masked L2 on every stage).
 
@@ -54,7 +56,7 @@ def command(model, data, val, out_dir, config_file, steps, batch_size, lr, worke
             overrides[key] = value
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--set") from None
-    for key, value in (("model", model), ("val", val), ("steps", steps), ("batch_size", batch_size),
+    for key, value in (("model", model), ("init", init), ("val", val), ("steps", steps), ("batch_size", batch_size),
                        ("optim.lr", lr), ("workers", workers), ("device", device), ("precision", precision),
                        ("seed", seed), ("dump_samples", dump_samples)):
         if value is not None:

@@ -66,7 +66,24 @@ class CropTransform:
         return NETWORK.flip(out, self.size) if self.flipped else out
 
     def image(self, image: np.ndarray) -> np.ndarray:
-        return cv2.warpAffine(image, self.image_matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,
+        """Warp the image into the crop.
+
+        A shrinking warp first averages the image down with ``cv2.INTER_AREA`` (the
+        predictor's resize) and warps the rest of the way: bilinear point sampling alone
+        would alias, and the network would train on sharper, noisier pixels than it
+        sees at test time.  The geometry is the same matrix either way.
+        """
+        matrix = self.image_matrix
+        shrink = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
+        if shrink < 0.8:
+            height, width = image.shape[:2]
+            size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            rx, ry = size[0] / width, size[1] / height
+            # pixel-centre resize x' = (x + 0.5) * r - 0.5, undone before the matrix
+            undo = np.array([[1 / rx, 0, 0.5 / rx - 0.5], [0, 1 / ry, 0.5 / ry - 0.5], [0, 0, 1]])
+            matrix = matrix @ undo
+        return cv2.warpAffine(image, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)
 
     def mask(self, mask: np.ndarray) -> np.ndarray:

@@ -5,7 +5,11 @@ import cv2
 import numpy as np
 
 from ftpose.data.dataset import Sample
-from ftpose.keypoints import LIMBS, NUM_PARTS
+from ftpose.keypoints import LIMBS, NETWORK, NUM_PARTS
+
+# joint colours: left blue, right red, centre green (BGR)
+_COLOURS = [(255, 0, 0) if n.startswith("left_") else (0, 0, 255) if n.startswith("right_") else (0, 255, 0)
+            for n in NETWORK.keypoints]
 
 
 def _upsample(maps: np.ndarray, size: int) -> np.ndarray:
@@ -14,9 +18,9 @@ def _upsample(maps: np.ndarray, size: int) -> np.ndarray:
 
 
 def draw_sample(sample: Sample) -> np.ndarray:
-    """Three panels side by side: the crop with its keypoints and limbs (ignored cells
-    darkened), the part heatmaps over it, and the PAFs over it (hue = limb direction,
-    brightness = magnitude)."""
+    """Three panels side by side: the crop with its keypoints (left blue, right red) and
+    limbs, ignored cells darkened; the part heatmaps over it; the PAFs over it (hue =
+    limb direction, brightness = magnitude)."""
     image = sample.image
     size = image.shape[0]
     weight = _upsample(sample.weight, size)[..., None]
@@ -28,8 +32,7 @@ def draw_sample(sample: Sample) -> np.ndarray:
                          (0, 255, 255), 1, cv2.LINE_AA)
         for j in range(NUM_PARTS):
             if person[j, 2] > 0:
-                colour = (255, 0, 0) if "left" in _name(j) else (0, 0, 255) if "right" in _name(j) else (0, 255, 0)
-                cv2.circle(crop, tuple(np.round(person[j, :2]).astype(int)), 3, colour, -1, cv2.LINE_AA)
+                cv2.circle(crop, tuple(np.round(person[j, :2]).astype(int)), 3, _COLOURS[j], -1, cv2.LINE_AA)
 
     heat = _upsample(sample.heatmaps[:NUM_PARTS].max(0), size)
     heat_colour = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
@@ -46,7 +49,3 @@ def draw_sample(sample: Sample) -> np.ndarray:
     paf_panel = cv2.addWeighted(image, 0.5, paf_colour, 1.0, 0)
     return np.hstack([crop, heat_panel, paf_panel])
 
-
-def _name(j: int) -> str:
-    from ftpose.keypoints import NETWORK
-    return NETWORK.keypoints[j]

@@ -51,6 +51,7 @@ class ScheduleConfig:
 class TrainConfig:
     model: str = "ftnet"
     model_options: dict[str, Any] = field(default_factory=dict)
+    init: str = ""                # start from these weights (.safetensors or checkpoint), e.g. COCO for PoseTrack
     data: list[str] = field(default_factory=list)      # KIND:ANNOTATIONS:IMAGES[:WEIGHT]
     val: str = ""                                      # coco:ANNOTATIONS:IMAGES for periodic COCO AP
     steps: int = 100_000          # optimiser steps; 0 trains nothing (e.g. only --dump-samples)

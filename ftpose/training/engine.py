@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ftpose.data import BatchStream, DataSpec, build_dataset
 from ftpose.data.preview import draw_sample
-from ftpose.files import InputError, write_image
+from ftpose.files import InputError, atomic_write, write_image
 from ftpose.training.checkpoint import (BEST, checkpoint_path, list_checkpoints, load_checkpoint,
                                         prune_checkpoints, restore_rng_state, rng_state, save_checkpoint)
 from ftpose.training.config import TrainConfig, save_config
@@ -105,7 +105,6 @@ class _CsvLog:
         if resume_step is not None and path.is_file():
             with open(path, newline="") as f:
                 kept = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
-        from ftpose.files import atomic_write
         with atomic_write(path, "w") as f:
             writer = csv.DictWriter(f, columns, extrasaction="ignore")
             writer.writeheader()
@@ -158,6 +157,8 @@ class Trainer:
 
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.model = create_model(config.model, **config.model_options).to(device)
+        if config.init:
+            self._load_initial_weights(config.init)
         # every option, defaults included, so load_model rebuilds it; the trained weights replace any init
         self.model_options = dict(self.model.model_options)
         if "pretrained_backbone" in self.model_options:
@@ -176,8 +177,23 @@ class Trainer:
         torch.manual_seed(config.seed + 1 + context.rank)
         if resume:
             self._resume()
+        elif list_checkpoints(self.out_dir):
+            raise InputError(self.out_dir, "already holds a run (checkpoint_*.pt): pass --resume to continue it "
+                                           "or choose another --out")
         self.network = (DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
                         if context.enabled else self.model)
+
+    def _load_initial_weights(self, path) -> None:
+        from ftpose.models import load_model
+
+        source = load_model(path)
+        if source.model_name != self.config.model:
+            raise InputError(path, f"init weights are of model {source.model_name!r}, not {self.config.model!r}")
+        try:
+            self.model.load_state_dict(source.state_dict())
+        except RuntimeError as e:
+            raise InputError(path, f"init weights do not fit {self.config.model} with options "
+                                   f"{self.config.model_options} ({str(e).splitlines()[0]})") from None
 
     def _precision(self) -> torch.dtype | None:
         p = self.config.precision
