@@ -51,6 +51,11 @@ def summarize_times(seconds: Sequence[float]) -> dict:
             "min_ms": round(float(ms.min()), 3), "runs": len(ms)}
 
 
+SETTLE_SECONDS = 0.02
+"""Pause between contenders: PyTorch's OpenMP workers spin for a few milliseconds after
+their last task, and would otherwise take cores from whichever contender runs next."""
+
+
 def interleaved(runners: dict, argument, rounds: int, warmup: int = 1,
                 synchronize: Callable[[], None] = lambda: None) -> dict[object, list[float]]:
     """Seconds per call of every runner on ``argument``, ``rounds`` interleaved rounds after ``warmup``."""
@@ -62,6 +67,7 @@ def interleaved(runners: dict, argument, rounds: int, warmup: int = 1,
     times = {key: [] for key in keys}
     for r in range(rounds):
         for key in keys if r % 2 == 0 else keys[::-1]:
+            time.sleep(SETTLE_SECONDS)
             start = time.perf_counter()
             runners[key](argument)
             synchronize()

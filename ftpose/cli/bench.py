@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -209,6 +210,7 @@ class _Bench:
         for i, (image, read_seconds) in enumerate(clips):
             maps = {}
             for key in keys if i % 2 == 0 else keys[::-1]:
+                time.sleep(speed.SETTLE_SECONDS)
                 stages, maps[key] = speed.run_pipeline(predictors[key], image, read_seconds, references[key][i])
                 stage_times[key].add(stages)
             for model, backend in keys:
