@@ -150,7 +150,16 @@ def run_pipeline(predictor, image: np.ndarray, read_seconds: float, reference=No
     decode instead of the network's own (see the module docstring); the network still
     runs.  Preprocessing happens inside the predictor between network calls, so it is
     timed by repeating it alone; merging is what remains of the predictor's time.
+    PyTorch gets the threads ``ftpose predict`` gives it beside this backend
+    (:func:`ftpose.export.backends.pipeline_threads`).
     """
+    from ftpose.export.backends import pipeline_threads
+
+    with pipeline_threads(predictor.backend.backend):
+        return _staged(predictor, image, read_seconds, reference)
+
+
+def _staged(predictor, image: np.ndarray, read_seconds: float, reference):
     from ftpose.predictor import _network_input
     from ftpose.visualize import draw_people
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ftpose.export.backends import (BACKENDS, BackendUnavailableError, OnnxRuntimeBackend, create_backend,
-                                    weights_digest)
+                                    pipeline_threads, weights_digest)
 from ftpose.export.onnx import SAMPLE_PHOTO, network_input
 from ftpose.files import read_image
 from ftpose.keypoints import NUM_HEATMAPS
@@ -119,6 +119,15 @@ def test_batches_and_sizes_of_an_exported_network(photo):
     pixels = _network_input(photo, 96).pixels
     heatmaps, pafs = backend(torch.from_numpy(network_input([pixels, pixels[:, ::-1]])))
     assert heatmaps.shape == (2, 19, 12, 19) and pafs.shape == (2, 38, 12, 19)
+
+
+def test_pytorch_keeps_one_thread_beside_onnxruntime_and_gets_the_rest_back():
+    threads = torch.get_num_threads()
+    with pipeline_threads(create_backend("onnxruntime", tiny_ftnet())):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == threads
+    with pipeline_threads(create_backend("torch", tiny_ftnet())):
+        assert torch.get_num_threads() == threads
 
 
 def test_unknown_and_unavailable_backends_say_why():

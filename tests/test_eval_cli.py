@@ -130,6 +130,7 @@ class GroundTruthPredictor:
     """
 
     people_by_image: dict = {}
+    backend = None
 
     def __init__(self, model, weights=None, device="cpu", scales=(1.0,), flip=False, batch_size=4, backend="torch"):
         assert scales == (1.0,) and not flip

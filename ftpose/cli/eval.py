@@ -203,6 +203,7 @@ class _Evaluation:
                 backend="torch", threads=None):
         from tqdm import tqdm
 
+        from ftpose.export.backends import pipeline_threads
         from ftpose.files import read_image
         from ftpose.predictor import MULTI_SCALES, Predictor
 
@@ -216,7 +217,7 @@ class _Evaluation:
         entries = self._images()
         people_by_key = {}
         with tqdm(total=len(entries), desc="predicting", unit="image", file=sys.stderr,
-                  disable=len(entries) < 2) as progress:
+                  disable=len(entries) < 2) as progress, pipeline_threads(predictor.backend):
             for start in range(0, len(entries), batch_size):
                 keys, batch = [], []
                 for key, name in entries[start:start + batch_size]:

@@ -79,6 +79,7 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
     distinct number (COCO style), else images and frames are numbered 0, 1, 2... in
     input order.  Unreadable inputs are reported and skipped; the exit code is then 1.
     """
+    from ftpose.export.backends import pipeline_threads
     from ftpose.predictor import MULTI_SCALES, Predictor, UntrainedNetworkWarning, untrained_message
     from ftpose.sources import expand_inputs
 
@@ -110,7 +111,8 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
         click.echo(f"warning: {untrained_message(model_name)}", err=True)
 
     run = _Run(predictor, out, save_maps, _numeric_ids(sources), echo=out is None and json_path is None)
-    run.process(sources)
+    with pipeline_threads(predictor.backend):
+        run.process(sources)
     failed = len(errors) + run.failed
     if json_path is not None:
         _write_json(json_path, run, predictor, model_name, weights)
