@@ -41,8 +41,9 @@ class TorchBackend:
     """Eager PyTorch, optionally under bfloat16 autocast with channels-last tensors.
 
     bf16 autocast runs convolutions in bfloat16 (oneDNN's AVX-512 BF16 kernels on this
-    kind of CPU), and channels-last is the layout those kernels want, so converting
-    once here saves a reorder per layer.  The network's weights are not changed.
+    kind of CPU), and channels-last is the layout those kernels want, so the network's
+    weights are moved to it once, in place (their values do not change).  fp32 leaves
+    the network exactly as given: it is the reference, and may be a model in training.
     """
 
     def __init__(self, network: nn.Module, bf16: bool = False):
