@@ -84,7 +84,13 @@ def _number(value):
         return None
 
 
-def _people_from_mat(path: Path):
+def read_mpii_release(path: Path):
+    """Annotated people of the official MPII release ``.mat``: ``(image, is_train, rect)``.
+
+    ``rect`` is the raw ``annorect`` struct of one person that has ``annopoints``; the
+    training set and the evaluation read the fields they need from it.  The one reader
+    of the ``.mat`` layout in the project.
+    """
     from scipy.io import loadmat
     from scipy.io.matlab import MatReadError
 
@@ -94,22 +100,31 @@ def _people_from_mat(path: Path):
         raise InputError(path, f"not a readable .mat file ({e})") from None
     except KeyError:
         raise InputError(path, "not the MPII release (no RELEASE struct)") from None
-    train = np.atleast_1d(release.img_train)
-    for entry, is_train in zip(_as_list(release.annolist), train):
-        if not is_train:
-            continue
-        name = entry.image.name
+    annolist = _as_list(getattr(release, "annolist", None))
+    train = np.atleast_1d(getattr(release, "img_train", np.ones(len(annolist))))
+    for entry, is_train in zip(annolist, train):
         for rect in _as_list(getattr(entry, "annorect", None)):
-            fields = getattr(rect, "_fieldnames", ())
-            if "annopoints" not in fields or "scale" not in fields or "objpos" not in fields:
-                continue
-            scale = _number(rect.scale)
-            points = getattr(rect.annopoints, "point", None)
-            if scale is None or points is None:
-                continue
-            joints = np.zeros((len(LAYOUT), 3))
-            for p in _as_list(points):
-                visible = _number(getattr(p, "is_visible", None))
-                # is_visible is sometimes missing or empty: the joint is labelled, visibility unknown
-                joints[int(p.id)] = (p.x, p.y, 1.0 if visible == 0 else 2.0)
-            yield name, joints, (float(rect.objpos.x), float(rect.objpos.y)), scale
+            if "annopoints" in getattr(rect, "_fieldnames", ()):
+                yield entry.image.name, bool(is_train), rect
+
+
+def mat_points(rect) -> list:
+    """The labelled points of one ``annorect`` (empty when it has none)."""
+    return _as_list(getattr(rect.annopoints, "point", None))
+
+
+def _people_from_mat(path: Path):
+    for name, is_train, rect in read_mpii_release(path):
+        fields = rect._fieldnames
+        if not is_train or "scale" not in fields or "objpos" not in fields:
+            continue
+        scale = _number(rect.scale)
+        points = mat_points(rect)
+        if scale is None or not points:
+            continue
+        joints = np.zeros((len(LAYOUT), 3))
+        for p in points:
+            visible = _number(getattr(p, "is_visible", None))
+            # is_visible is sometimes missing or empty: the joint is labelled, visibility unknown
+            joints[int(p.id)] = (p.x, p.y, 1.0 if visible == 0 else 2.0)
+        yield name, joints, (float(rect.objpos.x), float(rect.objpos.y)), scale

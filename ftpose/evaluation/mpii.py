@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftpose.data.mpii import mat_points, read_mpii_release
 from ftpose.evaluation import malformed_as_input_error
 from ftpose.evaluation.pckh import PCKH_THRESHOLD, Frame, expressible, group_means, joint_average_precisions, \
     protocol_joints
@@ -118,38 +119,17 @@ def _people_from_json(path: Path):
         yield record["image"], keypoints, head_size_from_box(box) if box is not None else head_segment(keypoints)
 
 
-def _items(value) -> list:
-    """Elements of a MATLAB struct array as loaded with ``squeeze_me`` (a lone element is not wrapped)."""
-    if value is None:
-        return []
-    if isinstance(value, np.ndarray):
-        return list(value.ravel())
-    return [value]
-
-
 def _people_from_mat(path: Path):
-    from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
-
-    try:
-        release = loadmat(path, struct_as_record=False, squeeze_me=True)["RELEASE"]
-    except (MatReadError, ValueError, OSError) as e:
-        raise InputError(path, f"not a readable .mat file ({e})") from None
-    except KeyError:
-        raise InputError(path, "not the MPII release (no RELEASE struct)") from None
-    for entry in _items(getattr(release, "annolist", None)):
-        image = entry.image.name
-        for rect in _items(getattr(entry, "annorect", None)):
-            fields = getattr(rect, "_fieldnames", ())
-            if "annopoints" not in fields or not all(k in fields for k in ("x1", "y1", "x2", "y2")):
-                continue
-            points = _items(getattr(rect.annopoints, "point", None))
-            if not points:
-                continue
-            keypoints = np.zeros((len(MPII16), 3))
-            for p in points:
-                keypoints[int(p.id)] = (float(p.x), float(p.y), 1.0)
-            yield image, keypoints, head_size_from_box((rect.x1, rect.y1, rect.x2, rect.y2))
+    for image, _, rect in read_mpii_release(path):
+        if not all(k in rect._fieldnames for k in ("x1", "y1", "x2", "y2")):
+            continue
+        points = mat_points(rect)
+        if not points:
+            continue
+        keypoints = np.zeros((len(MPII16), 3))
+        for p in points:
+            keypoints[int(p.id)] = (float(p.x), float(p.y), 1.0)
+        yield image, keypoints, head_size_from_box((rect.x1, rect.y1, rect.x2, rect.y2))
 
 
 def load_results(path, layout: KeypointSet | None = None) -> tuple[dict[str, PredictedPeople], KeypointSet]:
