@@ -227,3 +227,9 @@ def test_distill_command_reports_a_missing_folder(tmp_path, coco8):
                                        "--unlabeled", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")])
     assert result.exit_code != 0
     assert "nowhere: no such file or folder" in result.output
+
+
+def test_info_on_the_teacher_says_why_it_cannot_count():
+    result = CliRunner().invoke(main, ["info", "teacher"])
+    assert result.exit_code == 2
+    assert "has no torch layers to count" in result.output

@@ -45,6 +45,9 @@ def command(model_name, input_size, options, depth, as_json):
         parsed.pop("pretrained_backbone", None)
         with torch.device("meta"):
             model = create_model(model_name, **parsed)
+        if next(model.parameters(), None) is None:
+            raise ValueError(f"model {model_name!r} has no torch layers to count (it runs outside torch, "
+                             "e.g. the teacher in OpenCV)")
         summary = summarize(model, size, depth)
     except (ValueError, TypeError) as e:
         raise click.UsageError(str(e)) from None
