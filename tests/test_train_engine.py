@@ -49,6 +49,35 @@ def test_schedules():
     assert cosine(0) == 1.0 and cosine(50) == pytest.approx(0.55) and cosine(100) == pytest.approx(0.1)
 
 
+@pytest.mark.slow
+def test_memorising_real_images_reaches_coco_ap(shared_data, tmp_path):
+    """Over-fit a narrow ftnet on 2 real photos, then find those people again through the
+    normal Predictor + pycocotools path: fails if targets, crops, loss and decoding disagree."""
+    from ftpose.evaluation.coco import evaluate_coco
+    from ftpose.files import read_image
+    from ftpose.models import load_model
+    from ftpose.predictor import Predictor
+    from ftpose.training.engine import train
+
+    root = shared_data / "coco8_pose"
+    data = json.loads((root / "person_keypoints_train.json").read_text())
+    keep = {36, 86}   # one large person each
+    data["images"] = [im for im in data["images"] if im["id"] in keep]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in keep]
+    annotations = tmp_path / "two.json"
+    annotations.write_text(json.dumps(data))
+
+    config = load_config(ROOT / "configs" / "memorize.toml", {"data": [f"coco:{annotations}:{root}"]})
+    train(config, tmp_path / "run", progress=False)
+    model = load_model(list_checkpoints(tmp_path / "run")[-1])
+    predictor = Predictor(model, input_height=config.augment.input_size)
+    results = []
+    for image in data["images"]:
+        results += predictor.predict(read_image(root / image["file_name"])).coco_results(image["id"])
+    metrics = evaluate_coco(annotations, results)
+    assert metrics["AP"] >= 0.5, metrics
+
+
 def test_sigkill_then_resume_gives_bitwise_the_same_weights(shared_data, tmp_path):
     args = [*TINY, "--data", _coco8(shared_data), "--steps", 12, "--batch-size", 2, "--workers", 1,
             "--set", "checkpoint_every=2", "--set", "keep_last=2"]
