@@ -55,22 +55,15 @@ def command(data, unlabeled, out_dir, config_file, model, steps, batch_size, lr,
         --unlabeled people/ --input-size 224 --steps 2000 --batch-size 4 --out runs/distill
     """
     from ftpose.distill.train import DISTILL_FILE, distill, load_distill_config
-    from ftpose.training.config import load_config, parse_assignment
+    from ftpose.training.config import command_line_overrides, load_config
 
-    overrides = {}
     try:
-        for text in assignments:
-            key, value = parse_assignment(text)
-            overrides[key] = value
+        overrides = command_line_overrides(assignments, {
+            "model": model, "val": val, "steps": steps, "batch_size": batch_size, "optim.lr": lr,
+            "augment.input_size": input_size, "workers": workers, "threads": threads, "precision": precision,
+        }, data)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--set") from None
-    for key, value in (("model", model), ("val", val), ("steps", steps), ("batch_size", batch_size),
-                       ("optim.lr", lr), ("augment.input_size", input_size), ("workers", workers),
-                       ("threads", threads), ("precision", precision)):
-        if value is not None:
-            overrides[key] = value
-    if data:
-        overrides["data"] = list(data)
     settings = {key: value for key, value in (
         ("unlabeled", [str(p) for p in unlabeled] or None), ("paste_probability", paste_probability),
         ("ground_truth_weight", ground_truth_weight), ("unlabeled_weight", unlabeled_weight),

@@ -46,23 +46,16 @@ def command(model, init, data, val, out_dir, config_file, steps, batch_size, lr,
         --val coco:coco/annotations/person_keypoints_val2017.json:coco/val2017 --out runs/ftnet
     Several GPUs: torchrun --nproc_per_node 8 -m ftpose train ... (same options).
     """
-    from ftpose.training.config import load_config, parse_assignment
+    from ftpose.training.config import command_line_overrides, load_config
     from ftpose.training.engine import train
 
-    overrides = {}
     try:
-        for text in assignments:
-            key, value = parse_assignment(text)
-            overrides[key] = value
+        overrides = command_line_overrides(assignments, {
+            "model": model, "init": init, "val": val, "steps": steps, "batch_size": batch_size, "optim.lr": lr,
+            "workers": workers, "device": device, "precision": precision, "seed": seed, "dump_samples": dump_samples,
+        }, data)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--set") from None
-    for key, value in (("model", model), ("init", init), ("val", val), ("steps", steps), ("batch_size", batch_size),
-                       ("optim.lr", lr), ("workers", workers), ("device", device), ("precision", precision),
-                       ("seed", seed), ("dump_samples", dump_samples)):
-        if value is not None:
-            overrides[key] = value
-    if data:
-        overrides["data"] = list(data)
     saved = out_dir / "config.toml"
     if resume and config_file is None and saved.is_file():
         config_file = saved

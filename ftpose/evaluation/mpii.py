@@ -27,8 +27,10 @@ import numpy as np
 
 from ftpose.data.mpii import mat_points, read_mpii_release
 from ftpose.evaluation import malformed_as_input_error
-from ftpose.evaluation.pckh import PCKH_THRESHOLD, Frame, expressible, group_means, joint_average_precisions, \
-    protocol_joints
+from ftpose.evaluation.pckh import (
+    BODY_COLUMNS, PCKH_THRESHOLD, Frame, expressible, group_means,
+    joint_average_precisions, protocol_joints,
+)
 from ftpose.files import InputError, read_json
 from ftpose.keypoints import COCO17, MPII16, OPENPOSE18, KeypointSet
 
@@ -38,15 +40,7 @@ HEAD_BOX_FACTOR = 0.6  # the MPII tool's head size: 0.6 x head box diagonal
 JOINTS = ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
           "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
           "upper_neck", "head_top")
-COLUMNS = {
-    "Head": ("upper_neck", "head_top"),
-    "Shoulder": ("right_shoulder", "left_shoulder"),
-    "Elbow": ("right_elbow", "left_elbow"),
-    "Wrist": ("right_wrist", "left_wrist"),
-    "Hip": ("right_hip", "left_hip"),
-    "Knee": ("right_knee", "left_knee"),
-    "Ankle": ("right_ankle", "left_ankle"),
-}
+COLUMNS = {"Head": ("upper_neck", "head_top"), **BODY_COLUMNS}
 
 
 @dataclass

@@ -27,6 +27,16 @@ import numpy as np
 
 from ftpose.keypoints import KeypointSet, convert
 
+# The table columns every PCKh protocol shares (MPII and PoseTrack differ only in "Head").
+BODY_COLUMNS = {
+    "Shoulder": ("right_shoulder", "left_shoulder"),
+    "Elbow": ("right_elbow", "left_elbow"),
+    "Wrist": ("right_wrist", "left_wrist"),
+    "Hip": ("right_hip", "left_hip"),
+    "Knee": ("right_knee", "left_knee"),
+    "Ankle": ("right_ankle", "left_ankle"),
+}
+
 PCKH_THRESHOLD = 0.5
 
 

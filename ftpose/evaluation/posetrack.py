@@ -33,22 +33,16 @@ import numpy as np
 
 from ftpose.evaluation import malformed_as_input_error
 from ftpose.evaluation.clear_mot import MotAccumulator, MotCounts
-from ftpose.evaluation.pckh import PCKH_THRESHOLD, Frame, expressible, group_means, joint_average_precisions, \
-    match_frame, protocol_joints
+from ftpose.evaluation.pckh import (
+    BODY_COLUMNS, PCKH_THRESHOLD, Frame, expressible, group_means,
+    joint_average_precisions, match_frame, protocol_joints,
+)
 from ftpose.files import InputError, read_json
 from ftpose.keypoints import COCO17, POSETRACK17, POSETRACK18, KeypointSet
 
 HEAD_BOX_FACTOR = 0.6
 JOINTS = POSETRACK17.keypoints  # poseval's 15 joints, in its order
-COLUMNS = {
-    "Head": ("head_bottom", "nose", "head_top"),
-    "Shoulder": ("right_shoulder", "left_shoulder"),
-    "Elbow": ("right_elbow", "left_elbow"),
-    "Wrist": ("right_wrist", "left_wrist"),
-    "Hip": ("right_hip", "left_hip"),
-    "Knee": ("right_knee", "left_knee"),
-    "Ankle": ("right_ankle", "left_ankle"),
-}
+COLUMNS = {"Head": ("head_bottom", "nose", "head_top"), **BODY_COLUMNS}
 
 
 @dataclass

@@ -190,6 +190,18 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
+def command_line_overrides(assignments, options: dict[str, Any], data=()) -> dict[str, Any]:
+    """Config overrides from ``--set KEY=VALUE`` texts, named options (``None`` = not given) and ``--data``.
+
+    Raises ``ValueError`` for a malformed assignment.
+    """
+    overrides = dict(parse_assignment(text) for text in assignments)
+    overrides.update({key: value for key, value in options.items() if value is not None})
+    if data:
+        overrides["data"] = list(data)
+    return overrides
+
+
 def save_config(config: TrainConfig, path: Path) -> None:
     """Write the resolved config as TOML next to the run's outputs."""
     from ftpose.files import atomic_write
