@@ -135,7 +135,7 @@ class Predictor:
         grids = [self._decode_grid(im.shape[0], im.shape[1]) for im in images]
         sums = [None] * len(images)
         for scale in self.scales:
-            inputs = [_network_input(im, round(scale * self.input_height)) for im in images]
+            inputs = [prepare_network_input(im, round(scale * self.input_height)) for im in images]
             for heatmaps, pafs, index in self._run(inputs):
                 grid, shown = grids[index], inputs[index].shown
                 maps = torch.cat([heatmaps, pafs], 1)
@@ -204,7 +204,7 @@ class _NetworkInput:
     shown: tuple[int, int]      # (rows, cols) of it that show the image; the rest is padding
 
 
-def _network_input(image: np.ndarray, height: int) -> _NetworkInput:
+def prepare_network_input(image: np.ndarray, height: int) -> _NetworkInput:
     """Resize ``image`` to ``height`` rows (aspect kept) and pad it to multiples of 8."""
     rows, cols = _shown_size(image.shape[0], image.shape[1], height)
     interpolation = cv2.INTER_AREA if rows < image.shape[0] else cv2.INTER_LINEAR

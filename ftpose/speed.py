@@ -160,12 +160,12 @@ def run_pipeline(predictor, image: np.ndarray, read_seconds: float, reference=No
 
 
 def _staged(predictor, image: np.ndarray, read_seconds: float, reference):
-    from ftpose.predictor import _network_input
+    from ftpose.predictor import prepare_network_input
     from ftpose.visualize import draw_people
 
     start = time.perf_counter()
     for scale in predictor.scales:
-        pixels = _network_input(image, round(scale * predictor.input_height)).pixels
+        pixels = prepare_network_input(image, round(scale * predictor.input_height)).pixels
         torch.from_numpy(pixels[None]).permute(0, 3, 1, 2).float().div_(256.0).sub_(0.5)
     preprocess = time.perf_counter() - start
     backend = predictor.backend

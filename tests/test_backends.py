@@ -22,7 +22,7 @@ from ftpose.export.onnx import SAMPLE_PHOTO, network_input
 from ftpose.files import read_image
 from ftpose.keypoints import NUM_HEATMAPS
 from ftpose.models import create_model
-from ftpose.predictor import Predictor, UntrainedNetworkWarning, _network_input
+from ftpose.predictor import Predictor, UntrainedNetworkWarning, prepare_network_input
 from ftpose.speed import grouping_scene
 
 CPU_BACKENDS = ("torch", "torch-bf16", "onnxruntime", "onnxruntime-int8")
@@ -68,7 +68,7 @@ class PlantedPeople(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def reference_maps(photo):
-    x = torch.from_numpy(network_input([_network_input(photo, INPUT_HEIGHT).pixels]))
+    x = torch.from_numpy(network_input([prepare_network_input(photo, INPUT_HEIGHT).pixels]))
     with torch.inference_mode():
         return x, [m.numpy() for m in tiny_ftnet()(x)[-1]]
 
@@ -116,7 +116,7 @@ def test_onnx_backends_export_once_per_set_of_weights(tmp_path):
 
 def test_batches_and_sizes_of_an_exported_network(photo):
     backend = create_backend("onnxruntime", tiny_ftnet())
-    pixels = _network_input(photo, 96).pixels
+    pixels = prepare_network_input(photo, 96).pixels
     heatmaps, pafs = backend(torch.from_numpy(network_input([pixels, pixels[:, ::-1]])))
     assert heatmaps.shape == (2, 19, 12, 19) and pafs.shape == (2, 38, 12, 19)
 

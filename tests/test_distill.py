@@ -20,7 +20,7 @@ from ftpose.evaluation.analysis import keypoint_similarity
 from ftpose.files import read_image
 from ftpose.keypoints import COCO17, LIMBS, NETWORK, convert
 from ftpose.models import create_model
-from ftpose.predictor import Predictor, _network_input
+from ftpose.predictor import Predictor, prepare_network_input
 from ftpose.targets import encode
 
 torch.set_num_threads(2)
@@ -68,7 +68,7 @@ def test_teacher_paf_channels_follow_our_limbs(teacher, shared_data):
     correlation = np.zeros((38, 38))
     for image_info in data["images"]:
         image = read_image(shared_data / folder / image_info["file_name"])
-        network_input = _network_input(image, 368)
+        network_input = prepare_network_input(image, 368)
         ratio = network_input.shown[0] / image.shape[0]
         people = [a["keypoints"] for a in data["annotations"] if a["image_id"] == image_info["id"]]
         keypoints = convert(np.array(people, float).reshape(-1, 17, 3), COCO17, NETWORK)

@@ -143,7 +143,7 @@ def verify_onnx(path, network: nn.Module, photos: Sequence[np.ndarray] | None = 
     """
     import onnxruntime as ort
 
-    from ftpose.predictor import _network_input
+    from ftpose.predictor import prepare_network_input
 
     network = network if isinstance(network, FinalMaps) else FinalMaps(network)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -157,7 +157,7 @@ def verify_onnx(path, network: nn.Module, photos: Sequence[np.ndarray] | None = 
         label = f"photo {i + 1}"
         inputs = [(label, [cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)])]
         if dynamic:
-            pixels = _network_input(photo, max(8, round(0.75 * height))).pixels
+            pixels = prepare_network_input(photo, max(8, round(0.75 * height))).pixels
             inputs.append((f"{label} + mirror", [pixels, pixels[:, ::-1]]))
         for name, images in inputs:
             x = network_input(images)

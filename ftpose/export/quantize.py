@@ -32,10 +32,10 @@ def calibration_inputs(photos: Iterable[np.ndarray], heights: Sequence[int] = (3
     or, with ``size`` ``(H, W)``, fitted inside it and padded to exactly that size, which
     the ``percentile`` and ``entropy`` methods need (they histogram whole tensors).
     """
-    from ftpose.predictor import PAD_VALUE, _network_input
+    from ftpose.predictor import PAD_VALUE, prepare_network_input
 
     if size is None:
-        return [network_input([_network_input(photo, height).pixels]) for photo in photos for height in heights]
+        return [network_input([prepare_network_input(photo, height).pixels]) for photo in photos for height in heights]
     inputs = []
     for photo in photos:
         scale = min(size[0] / photo.shape[0], size[1] / photo.shape[1])
