@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -22,6 +21,7 @@ import torch
 
 from ftpose.models import create_model
 from ftpose.models.complexity import summarize
+from ftpose.speed import cpu_name
 
 MODELS = ("ftnet", "openpose")
 
@@ -35,14 +35,6 @@ def parse_args():
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser.parse_args()
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def timed_forward(model, x, device) -> float:
