@@ -6,28 +6,12 @@ from pathlib import Path
 
 import click
 
+from ftpose.cli.options import parse_scales
 from ftpose.export import BACKENDS, BackendUnavailableError
 from ftpose.files import InputError
 
 DATASETS = ("coco", "mpii", "posetrack")
 LAYOUTS = ("coco17", "openpose18", "mpii16", "posetrack18", "posetrack17")
-
-
-class ScaleList(click.ParamType):
-    """``0.75,1,1.25`` -> ``(0.75, 1.0, 1.25)``."""
-
-    name = "S[,S...]"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        try:
-            scales = tuple(float(v) for v in str(value).split(","))
-        except ValueError:
-            self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
-        if any(s <= 0 for s in scales):
-            self.fail(f"{value!r}: scales must be positive", param, ctx)
-        return scales
 
 
 @click.command("eval")
@@ -45,7 +29,8 @@ class ScaleList(click.ParamType):
 @click.option("--layout", type=click.Choice(LAYOUTS),
               help="Keypoint layout of --results records when their length is ambiguous "
                    "(default: COCO-17 for 51 values).")
-@click.option("--scales", type=ScaleList(), help="Input heights relative to 368 px, e.g. 0.75,1,1.25,1.5.")
+@click.option("--scales", multiple=True, callback=parse_scales, metavar="S[,S...]",
+              help="Input heights relative to 368 px, e.g. 0.75,1,1.25,1.5.")
 @click.option("--multi-scale", is_flag=True, help="The paper's multi-scale test (4 scales 0.25 apart).")
 @click.option("--flip", is_flag=True, help="Also run mirrored images and average the maps.")
 @click.option("--device", default="cpu", show_default=True, help="torch device for --model/--weights.")

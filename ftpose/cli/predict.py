@@ -11,25 +11,12 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ftpose.cli.options import parse_scales
 from ftpose.export import BACKENDS, BackendUnavailableError
 from ftpose.files import InputError
 
 SAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "000000000790.jpg"
 UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningless"
-
-
-def _parse_scales(ctx, param, values) -> tuple[float, ...]:
-    scales = []
-    for value in values:
-        for part in value.split(","):
-            try:
-                scale = float(part)
-            except ValueError:
-                raise click.BadParameter(f"{part!r} is not a number") from None
-            if scale <= 0:
-                raise click.BadParameter(f"{part!r} is not a positive scale")
-            scales.append(scale)
-    return tuple(scales)
 
 
 @click.command("predict")
@@ -43,7 +30,7 @@ def _parse_scales(ctx, param, values) -> tuple[float, ...]:
               help="Folder for overlays (and maps); the JSON goes to OUT/predictions.json unless --json.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="COCO keypoint results file; OUT/predictions.json by default when --out is given.")
-@click.option("--scales", "scales", multiple=True, callback=_parse_scales, metavar="S[,S...]",
+@click.option("--scales", "scales", multiple=True, callback=parse_scales, metavar="S[,S...]",
               help="Input heights relative to 368 px, e.g. --scales 0.75,1,1.25,1.5 (default 1).")
 @click.option("--multi-scale", is_flag=True,
               help="The paper's multi-scale test: scales 0.75,1,1.25,1.5, maps averaged.")
