@@ -72,25 +72,6 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode: str = "wb"):
-    """Open a temp file beside ``path``; on success fsync it and rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        _give_default_permissions(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
 def atomic_path(path):
     """A temp file name beside ``path`` (same suffix), renamed over ``path`` on success.
 
@@ -109,6 +90,15 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb"):
+    """Open a temp file beside ``path``; on success fsync it and rename it over ``path``."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _give_default_permissions(path) -> None:
