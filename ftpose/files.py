@@ -18,6 +18,8 @@ import numpy as np
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+SAMPLE_PHOTO = Path(__file__).resolve().parent / "assets" / "000000000790.jpg"
+"""The bundled photo (COCO 790, CC BY 2.0, see assets/SAMPLE_LICENSE.md): the default input."""
 
 
 class InputError(ValueError):

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from ftpose.export.backends import (BACKENDS, BackendUnavailableError, OnnxRuntimeBackend, create_backend,
                                     pipeline_threads, weights_digest)
-from ftpose.export.onnx import SAMPLE_PHOTO, network_input
-from ftpose.files import read_image
+from ftpose.export.onnx import network_input
+from ftpose.files import SAMPLE_PHOTO, read_image
 from ftpose.keypoints import NUM_HEATMAPS
 from ftpose.models import create_model
 from ftpose.predictor import Predictor, UntrainedNetworkWarning, prepare_network_input

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import marker_network  # noqa: F401  (registers the test-marker model)
 from ftpose.cli import main
-from ftpose.cli.predict import SAMPLE_PHOTO
+from ftpose.files import SAMPLE_PHOTO
 from ftpose.files import InputError
 from ftpose.sources import VideoReader, expand_inputs
 

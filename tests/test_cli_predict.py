@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import marker_network
 from ftpose.cli import main
-from ftpose.cli.predict import SAMPLE_PHOTO
+from ftpose.files import SAMPLE_PHOTO
 from ftpose.evaluation.coco import evaluate_coco
 from ftpose.keypoints import COCO17, NETWORK, convert
 

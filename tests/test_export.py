@@ -64,6 +64,7 @@ def test_graph_metadata_and_opset(exported):
     graph = onnx.load(str(exported.path))
     assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert [o.name for o in graph.graph.output] == list(OUTPUT_NAMES)
+    assert [n.op_type for n in graph.graph.node].count("MaxPool") == 3   # not the eager fast path
     meta = read_metadata(exported.path)
     assert meta["model"] == "ftnet" and meta["stride"] == "8"
     assert json.loads(meta["options"])["width_mult"] == 0.125

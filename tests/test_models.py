@@ -182,6 +182,29 @@ def test_transfer_carries_limb_features_into_the_joint_branch():
     assert not torch.allclose(before[1][0], after[1][0])   # but the refinement still mixes both
 
 
+def test_fast_max_pool_gives_exactly_the_reference_pool():
+    from ftpose.models.vgg import MaxPool2x2
+
+    from ftpose.export.onnx import network_input
+    from ftpose.files import SAMPLE_PHOTO, read_image
+    from ftpose.predictor import prepare_network_input
+
+    backbone = create_model("ftnet").backbone.eval()
+    x = torch.from_numpy(network_input([prepare_network_input(read_image(SAMPLE_PHOTO), 128).pixels]))
+    with torch.inference_mode():
+        relu1_2 = x
+        for layer in list(backbone)[:4]:   # conv1_1, relu, conv1_2, relu: activations of a photo, ties at 0
+            relu1_2 = layer(relu1_2)
+        fast = MaxPool2x2()(relu1_2)
+        reference = torch.nn.functional.max_pool2d(relu1_2, 2, 2)
+    assert torch.equal(fast, reference)
+    with torch.no_grad():            # a tensor needing a gradient takes the reference path
+        needs_grad = relu1_2.clone().requires_grad_()
+    assert MaxPool2x2()(needs_grad).grad_fn.name().startswith("MaxPool2DWithIndices")
+    odd = torch.rand(1, 2, 5, 7)
+    assert torch.equal(MaxPool2x2()(odd), torch.nn.functional.max_pool2d(odd, 2, 2))
+
+
 def test_every_parameter_is_used():
     model = create_model("ftnet", width_mult=TINY)
     outputs = model(image_batch(32, 32))

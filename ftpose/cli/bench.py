@@ -10,9 +10,8 @@ import click
 
 from ftpose.cli.info import parse_input_size
 from ftpose.export import BACKENDS
-from ftpose.files import InputError
+from ftpose.files import SAMPLE_PHOTO, InputError
 
-SAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "000000000790.jpg"
 GROUPING_PEOPLE = (2, 10)
 
 

@@ -13,9 +13,8 @@ import numpy as np
 
 from ftpose.cli.options import parse_scales
 from ftpose.export import BACKENDS, BackendUnavailableError
-from ftpose.files import InputError
+from ftpose.files import SAMPLE_PHOTO, InputError
 
-SAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "000000000790.jpg"
 UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningless"
 
 

@@ -34,14 +34,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ftpose.files import InputError, atomic_path
+from ftpose.files import SAMPLE_PHOTO, InputError, atomic_path
 
 OPSET = 18
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("heatmaps", "pafs")
 TOLERANCE = 1e-4
 """Largest absolute difference allowed between ONNX Runtime's and PyTorch's maps."""
-SAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "000000000790.jpg"
 METADATA_PREFIX = "ftpose."
 
 

@@ -80,6 +80,29 @@ def check_input(x: torch.Tensor) -> None:
                          f"(pad the image with value 128 before normalising)")
 
 
+class MaxPool2x2(nn.MaxPool2d):
+    """2x2/2 max-pool with a faster CPU path for inference.
+
+    PyTorch's NCHW CPU max-pool also computes argmax indices: 37 ms of the 3 pools at
+    368x432, about 7% of a forward.  Pairing columns with ``amax`` over a view and then
+    rows with ``maximum`` gives the same values in about 7 ms.  It is used only where
+    nothing can differ: CPU tensors that need no gradient (max-pool's gradient picks
+    one of tied inputs, ``amax`` splits it), even sizes (inputs are multiples of 8), and
+    not while exporting, so ONNX files keep a plain MaxPool node.
+    """
+
+    def __init__(self):
+        super().__init__(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if (x.requires_grad or x.device.type != "cpu" or h % 2 or w % 2 or torch.onnx.is_in_onnx_export()
+                or not x.is_contiguous()):
+            return super().forward(x)
+        columns = x.view(n, c, h, w // 2, 2).amax(4)
+        return torch.maximum(columns[:, :, 0::2], columns[:, :, 1::2])
+
+
 class VGGBackbone(nn.Sequential):
     """VGG-19 ``conv1_1 … conv4_2`` + the two CPM convs; ``(B,3,H,W)`` -> ``(B,128,H/8,W/8)``.
 
@@ -93,7 +116,7 @@ class VGGBackbone(nn.Sequential):
         channels = 3
         for name, out in VGG19_LAYERS + CPM_LAYERS:
             if out is None:
-                layers[name] = nn.MaxPool2d(2, 2)
+                layers[name] = MaxPool2x2()
                 continue
             out = scaled(out, width_mult)
             layers[name] = init_conv(nn.Conv2d(channels, out, 3, padding=1))
