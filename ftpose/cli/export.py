@@ -105,8 +105,7 @@ def _write_int8(out: Path, calibration, method: str, size: tuple[int, int]) -> N
         if calibration:
             photos = _read_photos(calibration)
         else:
-            from ftpose.files import SAMPLE_PHOTO
-            from ftpose.files import read_image
+            from ftpose.files import SAMPLE_PHOTO, read_image
 
             click.echo("warning: calibrating int8 on the bundled sample photo only; pass --calibration with "
                        "photos like yours", err=True)

@@ -184,8 +184,7 @@ def cached_int8(fp32: Path, photos: Sequence[np.ndarray] | None = None) -> Path:
     from ftpose.export.quantize import calibration_inputs, quantize_int8
 
     if photos is None:
-        from ftpose.files import SAMPLE_PHOTO
-        from ftpose.files import read_image
+        from ftpose.files import SAMPLE_PHOTO, read_image
 
         photos = [read_image(SAMPLE_PHOTO)]
     digest = hashlib.sha256()
