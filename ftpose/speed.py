@@ -33,8 +33,6 @@ FP32_PEAK_GMACS_PER_CORE = 120.0
 cores, two 512-bit FMA pipes each).  bf16 dot products (AVX-512 BF16) do twice the MACs
 per instruction and int8 ones (AVX-512 VNNI) four times, hence :data:`PEAK_FACTOR`."""
 PEAK_FACTOR = {"fp32": 1, "bf16": 2, "int8": 4}
-PRECISION = {"torch": "fp32", "torch-bf16": "bf16", "onnxruntime": "fp32", "onnxruntime-int8": "int8",
-             "tensorrt": "fp16"}
 
 # An upright person facing the camera, OpenPose-18 order: (x, y) in units of the
 # person's height from the top of the head.  Used to draw grouping scenes.
@@ -312,8 +310,15 @@ def cpu_name() -> str:
 
 
 def machine() -> dict:
+    """This machine and the runtimes' versions (``openvino`` is None when the extra is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import onnxruntime
 
+    try:
+        openvino = version("openvino")
+    except PackageNotFoundError:
+        openvino = None
     return {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "openvino": openvino,
             "python": platform.python_version(), "load_average": round(os.getloadavg()[0], 2)}

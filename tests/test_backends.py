@@ -8,6 +8,7 @@ to be found stay known.  Maps themselves are compared on the plain tiny ``ftnet`
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ftpose.export.backends import (BACKENDS, BackendUnavailableError, OnnxRuntimeBackend, create_backend,
+from ftpose.export.backends import (BackendUnavailableError, OnnxRuntimeBackend, OpenVinoBackend, create_backend,
                                     pipeline_threads, weights_digest)
 from ftpose.export.onnx import network_input
 from ftpose.files import SAMPLE_PHOTO, read_image
@@ -25,9 +26,13 @@ from ftpose.models import create_model
 from ftpose.predictor import Predictor, UntrainedNetworkWarning, prepare_network_input
 from ftpose.speed import grouping_scene
 
-CPU_BACKENDS = ("torch", "torch-bf16", "onnxruntime", "onnxruntime-int8")
-# max |maps - fp32 maps| relative to the fp32 maps' range, per backend
-MAP_TOLERANCE = {"torch": 0.0, "torch-bf16": 0.03, "onnxruntime": 1e-5, "onnxruntime-int8": 0.1}
+CPU_BACKENDS = ("torch", "torch-bf16", "onnxruntime", "onnxruntime-int8",
+                "openvino", "openvino-bf16", "openvino-int8")
+GPU_BACKENDS = ("torch", "torch-bf16", "onnxruntime", "tensorrt")
+# max |maps - fp32 maps| relative to the fp32 maps' range, per backend: fp32 runtimes differ
+# only in summation order, bf16 keeps 8 bits of mantissa, int8 rounds every activation
+MAP_TOLERANCE = {"torch": 0.0, "torch-bf16": 0.03, "onnxruntime": 1e-5, "onnxruntime-int8": 0.1,
+                 "openvino": 1e-5, "openvino-bf16": 0.03, "openvino-int8": 0.1}
 INPUT_HEIGHT = 184
 
 
@@ -114,16 +119,23 @@ def test_onnx_backends_export_once_per_set_of_weights(tmp_path):
     assert weights_digest(other) != weights_digest(network)
 
 
-def test_batches_and_sizes_of_an_exported_network(photo):
-    backend = create_backend("onnxruntime", tiny_ftnet())
+def test_int8_backends_share_one_calibrated_graph():
+    network = tiny_ftnet()
+    assert create_backend("openvino-int8", network).path == create_backend("onnxruntime-int8", network).path
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_batches_and_sizes_of_an_exported_network(backend, photo):
+    run = create_backend(backend, tiny_ftnet())
     pixels = prepare_network_input(photo, 96).pixels
-    heatmaps, pafs = backend(torch.from_numpy(network_input([pixels, pixels[:, ::-1]])))
+    heatmaps, pafs = run(torch.from_numpy(network_input([pixels, pixels[:, ::-1]])))
     assert heatmaps.shape == (2, 19, 12, 19) and pafs.shape == (2, 38, 12, 19)
 
 
-def test_pytorch_keeps_one_thread_beside_onnxruntime_and_gets_the_rest_back():
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_pytorch_keeps_one_thread_beside_a_runtime_and_gets_the_rest_back(backend):
     threads = torch.get_num_threads()
-    with pipeline_threads(create_backend("onnxruntime", tiny_ftnet())):
+    with pipeline_threads(create_backend(backend, tiny_ftnet())):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == threads
     with pipeline_threads(create_backend("torch", tiny_ftnet())):
@@ -135,13 +147,24 @@ def test_unknown_and_unavailable_backends_say_why():
         create_backend("tflite", tiny_ftnet())
     with pytest.raises(BackendUnavailableError, match="needs an NVIDIA GPU"):
         create_backend("tensorrt", tiny_ftnet(), device="cpu")
+    with pytest.raises(BackendUnavailableError, match="runs on the CPU; on a GPU use 'tensorrt' or 'onnxruntime'"):
+        create_backend("openvino-int8", tiny_ftnet(), device="cuda")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(BackendUnavailableError, match="install onnxruntime-gpu"):
             OnnxRuntimeBackend("unused.onnx", ["CUDAExecutionProvider"])
 
 
+def test_missing_openvino_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)    # makes `import openvino` fail
+    with pytest.raises(BackendUnavailableError, match=r'pip install "ftpose\[openvino\]"') as error:
+        create_backend("openvino-bf16", tiny_ftnet())
+    assert "\n" not in str(error.value)
+    with pytest.raises(BackendUnavailableError, match="needs OpenVINO"):
+        OpenVinoBackend("unused.onnx")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b not in ("onnxruntime-int8",)])
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
 def test_gpu_backends_match_fp32(backend, reference_maps):
     if backend in ("onnxruntime", "tensorrt"):
         needed = "TensorrtExecutionProvider" if backend == "tensorrt" else "CUDAExecutionProvider"

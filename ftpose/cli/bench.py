@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ftpose.cli.info import parse_input_size
-from ftpose.export import BACKENDS
+from ftpose.export import BACKENDS, PRECISION
 from ftpose.files import SAMPLE_PHOTO, InputError
 
 GROUPING_PEOPLE = (2, 10)
@@ -43,7 +43,7 @@ def _names(ctx, param, value: str) -> list[str]:
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads (default: one per core).")
 @click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:N).")
 @click.option("--calibration", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
-              help="Photos/folders calibrating onnxruntime-int8 (default: the bundled sample photo).")
+              help="Photos/folders calibrating the int8 backends (default: the bundled sample photo).")
 @click.option("--grouping-maps", type=click.Choice(["auto", "own", "teacher"]), default="auto", show_default=True,
               help="Maps grouped end to end: the network's own, or the trained teacher's of the same frame "
                    "(auto: own when the network is trained).")
@@ -101,7 +101,7 @@ class _Bench:
 
         from ftpose import speed
 
-        photos = self._calibration_photos() if "onnxruntime-int8" in self.backends else None
+        photos = self._calibration_photos() if any(PRECISION[b] == "int8" for b in self.backends) else None
         result = {"machine": speed.machine(), "device": str(self.device), "input": list(self.size),
                   "runs": self.runs, "warmup": self.warmup, "models": {}}
         predictors = {}
@@ -185,7 +185,7 @@ class _Bench:
             entry = result["models"][model]
             timing = speed.summarize_times(seconds)
             median_s = timing["median_ms"] / 1e3
-            precision = speed.PRECISION[backend]
+            precision = PRECISION[backend]
             peak = speed.FP32_PEAK_GMACS_PER_CORE * cores * speed.PEAK_FACTOR.get(precision, 1)
             gmacs = entry["macs"] / median_s / 1e9
             entry["backends"][backend] = {
@@ -298,8 +298,9 @@ def render(result: dict) -> str:
     """The human-readable report of one ``ftpose bench`` result."""
     m = result["machine"]
     height, width = result["input"]
+    openvino = f", openvino {m['openvino']}" if m.get("openvino") else ""
     lines = [f"{m['cpu']} ({m['logical_cpus']} logical CPUs), {m['threads']} threads, torch {m['torch']}, "
-             f"onnxruntime {m['onnxruntime']}; 1-min load average {m['load_average']} before, "
+             f"onnxruntime {m['onnxruntime']}{openvino}; 1-min load average {m['load_average']} before, "
              f"{m.get('load_average_after', '?')} after",
              "",
              f"Network at {height}x{width}: median of {result['runs']} interleaved runs after {result['warmup']} "

@@ -39,8 +39,8 @@ UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningl
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
               help="Images or video frames of one size sent to the network together.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
-              help="What runs the network: PyTorch fp32 or bf16, ONNX Runtime fp32 or int8, TensorRT "
-                   "(see README, Speed).")
+              help="What runs the network: PyTorch fp32 or bf16, ONNX Runtime fp32 or int8, OpenVINO fp32, "
+                   "bf16 or int8, TensorRT (see README, Speed).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: one per core).")
 def command(inputs, model_name, weights, out, json_path, scales, multi_scale, flip, save_maps, device,
             batch_size, backend, threads):

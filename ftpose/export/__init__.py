@@ -3,13 +3,16 @@
 :func:`ftpose.export.onnx.export_onnx` writes a network's final maps as an ONNX graph
 (checked on real photos before the file is kept);
 :func:`ftpose.export.quantize.quantize_int8` makes its int8 version;
-:func:`ftpose.export.backends.create_backend` runs a network with eager PyTorch or ONNX
-Runtime for the :class:`~ftpose.predictor.Predictor`.  Submodules are imported on first
-use, so that the command line can list :data:`BACKENDS` without loading torch.
+:func:`ftpose.export.backends.create_backend` runs a network with eager PyTorch, ONNX
+Runtime or OpenVINO for the :class:`~ftpose.predictor.Predictor`.  Submodules are
+imported on first use, so that the command line can list :data:`BACKENDS` without
+loading torch.
 """
-BACKENDS = ("torch", "torch-bf16", "onnxruntime", "onnxruntime-int8", "tensorrt")
+PRECISION = {"torch": "fp32", "torch-bf16": "bf16", "onnxruntime": "fp32", "onnxruntime-int8": "int8",
+             "openvino": "fp32", "openvino-bf16": "bf16", "openvino-int8": "int8", "tensorrt": "fp16"}
+"""The arithmetic each backend runs the network in; fp32 is the reference, int8 ones share one calibration."""
+BACKENDS = tuple(PRECISION)
 """Names accepted by ``create_backend`` and ``--backend`` (see :mod:`ftpose.export.backends`)."""
-
 
 
 class BackendUnavailableError(RuntimeError):

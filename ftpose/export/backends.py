@@ -1,4 +1,4 @@
-"""Inference backends: one network, run by eager PyTorch or ONNX Runtime, in fp32, bf16 or int8.
+"""Inference backends: one network, run by eager PyTorch, ONNX Runtime or OpenVINO, in fp32, bf16 or int8.
 
 A backend is a callable from the network input (``(B, 3, H, W)`` float32 tensor, see
 docs/DEVELOPING.md) to the final ``(heatmaps, pafs)`` as float32 tensors on the input's
@@ -14,13 +14,17 @@ onnxruntime    ONNX Runtime, fp32, every graph optimisation; CPU, or the CUDA
                provider when the device is ``cuda``
 onnxruntime-   ONNX Runtime, int8 weights and activations calibrated on real
 int8           photos (CPU; fast with AVX-512 VNNI)
+openvino       OpenVINO, fp32 (CPU; the ``openvino`` extra)
+openvino-bf16  OpenVINO with bfloat16 inference precision (CPUs with AVX-512
+               BF16 or AMX)
+openvino-int8  OpenVINO running onnxruntime-int8's calibrated int8 graph (CPU)
 tensorrt       ONNX Runtime's TensorRT provider in fp16 (NVIDIA GPUs; needs the
                onnxruntime-gpu package and TensorRT)
 ============== ==============================================================
 
-The ONNX backends export the network on first use and keep the file (and the int8
-version and TensorRT's engines) in ``<cache>/onnx/``, keyed by a digest of the weights,
-so a network is exported and calibrated once.
+The ONNX Runtime and OpenVINO backends export the network on first use and keep the
+file (and the int8 version and TensorRT's engines) in ``<cache>/onnx/``, keyed by a
+digest of the weights, so a network is exported and calibrated once.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ftpose.export import BACKENDS, BackendUnavailableError
+from ftpose.export import BACKENDS, PRECISION, BackendUnavailableError
 
 
 class TorchBackend:
@@ -103,11 +107,56 @@ class OnnxRuntimeBackend:
         return torch.from_numpy(heatmaps).to(batch.device), torch.from_numpy(pafs).to(batch.device)
 
 
+class OpenVinoBackend:
+    """An ONNX graph compiled by OpenVINO for the CPU, tuned for the latency of one call.
+
+    ``precision`` is OpenVINO's inference precision (``"f32"`` or ``"bf16"``) for every
+    operation the graph does not fix itself: an int8 QDQ graph runs its quantized
+    convolutions in int8 whatever it says.  ``threads``: default PyTorch's, one per core.
+
+    The graph is compiled once, with its batch, height and width left free.  Compiling
+    per input shape instead (reshape + compile, kept per shape) was measured against it
+    on ftnet at 368x432, 2 threads, medians of 15-40 interleaved runs in one process on
+    the 2-core machine under load: in steady state int8 was 4-5% faster (187-193 vs
+    194-204 ms), fp32 and bf16 0-2% (noise), but every new shape then costs a
+    0.15-0.7 s compile and ~180 MB more memory (fp32), where the dynamic graph's first
+    call at a new shape costs 30-80 ms once and ~0-50 MB.  The predictor meets a new
+    shape for every image aspect ratio and scale, so one dynamic graph is faster overall.
+    """
+
+    def __init__(self, path, precision: str = "f32", threads: int | None = None, name: str = "openvino"):
+        ov = import_openvino(name)
+        from ftpose.export.onnx import INPUT_NAME, OUTPUT_NAMES
+
+        self.name = name
+        self.path = Path(path)
+        self._input, self._outputs = INPUT_NAME, OUTPUT_NAMES
+        config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+                  "PERFORMANCE_HINT": "LATENCY"}
+        core = ov.Core()
+        self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = self.compiled({self._input: batch.detach().float().cpu().contiguous().numpy()})
+        heatmaps, pafs = (torch.from_numpy(outputs[name]) for name in self._outputs)
+        return heatmaps.to(batch.device), pafs.to(batch.device)
+
+
+def import_openvino(backend: str):
+    """The ``openvino`` module, or why ``backend`` cannot run without it."""
+    try:
+        import openvino
+    except ImportError:
+        raise BackendUnavailableError(f'backend {backend!r} needs OpenVINO, which is not installed: '
+                                      'pip install "ftpose[openvino]"') from None
+    return openvino
+
+
 def create_backend(name: str, network: nn.Module, device="cpu", threads: int | None = None,
                    calibration: Sequence[np.ndarray] | None = None):
     """The backend ``name`` (one of :data:`BACKENDS`) running ``network``.
 
-    ``calibration``: BGR uint8 photos for ``onnxruntime-int8`` (default: the bundled
+    ``calibration``: BGR uint8 photos for the int8 backends (default: the bundled
     sample photo; calibrate on photos like yours for best results).
     """
     if name not in BACKENDS:
@@ -115,17 +164,25 @@ def create_backend(name: str, network: nn.Module, device="cpu", threads: int | N
     device = torch.device(device)
     if name in ("torch", "torch-bf16"):
         return TorchBackend(network, bf16=name == "torch-bf16")
-    fp32 = cached_onnx(network)
-    if name == "onnxruntime":
-        return OnnxRuntimeBackend(fp32, execution_providers(device), threads, name)
-    if name == "onnxruntime-int8":
+    openvino = name.startswith("openvino")
+    if openvino:
         if device.type != "cpu":
-            raise BackendUnavailableError("backend 'onnxruntime-int8' runs on the CPU; on a GPU use 'tensorrt'")
-        return OnnxRuntimeBackend(cached_int8(fp32, calibration), execution_providers(device), threads, name)
+            raise BackendUnavailableError(f"backend {name!r} runs on the CPU; on a GPU use 'tensorrt' or "
+                                          "'onnxruntime'")
+        import_openvino(name)   # before the export and calibration, which take a while
+    graph = cached_onnx(network)
+    if PRECISION[name] == "int8":
+        if device.type != "cpu":
+            raise BackendUnavailableError(f"backend {name!r} runs on the CPU; on a GPU use 'tensorrt'")
+        graph = cached_int8(graph, calibration)
+    if openvino:
+        return OpenVinoBackend(graph, "bf16" if PRECISION[name] == "bf16" else "f32", threads, name)
+    if name.startswith("onnxruntime"):
+        return OnnxRuntimeBackend(graph, execution_providers(device), threads, name)
     if device.type != "cuda":
         raise BackendUnavailableError("backend 'tensorrt' needs an NVIDIA GPU: pass device cuda (or cuda:N)")
     index = device.index or 0
-    engines = fp32.parent / "tensorrt"
+    engines = graph.parent / "tensorrt"
     engines.mkdir(parents=True, exist_ok=True)
     # one engine for every input up to 8 x 1024 x 1024 (no rebuild per image size), tuned for one
     # 4:3 frame at the default height; engines are cached on disk, the first build takes minutes
@@ -133,20 +190,22 @@ def create_backend(name: str, network: nn.Module, device="cpu", threads: int | N
         "device_id": index, "trt_fp16_enable": True, "trt_engine_cache_enable": True,
         "trt_engine_cache_path": str(engines), "trt_profile_min_shapes": "image:1x3x64x64",
         "trt_profile_opt_shapes": "image:1x3x368x496", "trt_profile_max_shapes": "image:8x3x1024x1024"})
-    return OnnxRuntimeBackend(fp32, [tensorrt, *execution_providers(device)], threads, name)
+    return OnnxRuntimeBackend(graph, [tensorrt, *execution_providers(device)], threads, name)
 
 
 @contextlib.contextmanager
 def pipeline_threads(backend):
-    """Within the block PyTorch uses one thread when ``backend`` runs on ONNX Runtime.
+    """Within the block PyTorch uses one thread when ``backend`` runs on ONNX Runtime or OpenVINO.
 
     The predictor's own tensor work around the network (normalising, merging maps)
     takes well under a millisecond on one thread, while idle PyTorch workers keep
-    spinning on the cores ONNX Runtime's threads need: end to end 3-5% slower in int8
-    here.  PyTorch backends keep every thread.
+    spinning on the cores ONNX Runtime's (or OpenVINO's) threads need: end to end 3-5%
+    slower with ONNX Runtime int8 here, 8% with OpenVINO int8 (415 vs 381 ms per
+    ``predict`` of the sample photo, medians of 24 interleaved runs).  PyTorch backends
+    keep every thread.
     """
     threads = torch.get_num_threads()
-    if isinstance(backend, OnnxRuntimeBackend):
+    if isinstance(backend, (OnnxRuntimeBackend, OpenVinoBackend)):
         torch.set_num_threads(1)
     try:
         yield
