@@ -89,8 +89,8 @@ class Predictor:
     1.0 (default ``8 / max(scales, 1)``, the finest network grid; smaller values
     upsample); images of the same size are run ``batch_size`` at a time.
 
-    ``backend`` runs the network (``ftpose.export.BACKENDS``: ``torch``, ``torch-bf16``,
-    ``onnxruntime``, ``onnxruntime-int8``, ``tensorrt``); :attr:`backend` may be replaced
+    ``backend`` runs the network (one of ``ftpose.export.BACKENDS``: eager ``torch`` in
+    fp32 or bf16, ONNX Runtime, OpenVINO, TensorRT); :attr:`backend` may be replaced
     by any callable from a normalised batch to the final ``(heatmaps, pafs)``.
     """
 
