@@ -16,7 +16,11 @@ scored by ``ftpose eval --dataset coco --results`` (pycocotools).
     python benchmarks/heldout_eval.py --out /tmp/heldout teacher ftnet=ftpose/assets/ftnet.safetensors
 
 A system is ``NAME`` (a registered model with its shipped weights, e.g. ``teacher``)
-or ``LABEL=WEIGHTS`` (a weights file or training checkpoint).
+or ``LABEL=WEIGHTS`` (a weights file or training checkpoint).  ``--backends`` runs each
+system once per inference backend (``ftpose predict --backend``), which gives the AP cost
+of bf16 and int8 on the same photos:
+
+    python benchmarks/heldout_eval.py --out /tmp/heldout --backends torch,onnxruntime-int8 ftnet
 """
 from __future__ import annotations
 
@@ -55,22 +59,26 @@ def main() -> None:
     parser.add_argument("systems", nargs="+", metavar="NAME|LABEL=WEIGHTS")
     parser.add_argument("--out", type=Path, required=True, help="folder for the ground truth and results")
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--backends", default="torch", help="comma-separated inference backends")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     truth = args.out / "heldout_gt.json"
     images = write_ground_truth(args.data, truth)
     ftpose = [sys.executable, "-m", "ftpose"]
     rows = []
+    backends = args.backends.split(",")
     for system in args.systems:
-        label, _, weights = system.partition("=")
-        model = ["--weights", weights] if weights else ["--model", label]
-        results = args.out / f"{label}.json"
-        subprocess.run(ftpose + ["predict", *model, "--json", str(results), *map(str, images)], check=True)
-        metrics_file = args.out / f"{label}.metrics.json"
-        subprocess.run(ftpose + ["eval", "--dataset", "coco", "--ann", str(truth), "--results", str(results),
-                                 "--json", str(metrics_file)], check=True, stdout=subprocess.DEVNULL)
-        metrics = json.loads(metrics_file.read_text())
-        rows.append((label, metrics))
+        name, _, weights = system.partition("=")
+        model = ["--weights", weights] if weights else ["--model", name]
+        for backend in backends:
+            label = name if len(backends) == 1 else f"{name} {backend}"
+            results = args.out / f"{label.replace(' ', '_')}.json"
+            subprocess.run(ftpose + ["predict", *model, "--backend", backend, "--json", str(results),
+                                     *map(str, images)], check=True)
+            metrics_file = results.with_suffix(".metrics.json")
+            subprocess.run(ftpose + ["eval", "--dataset", "coco", "--ann", str(truth), "--results", str(results),
+                                     "--json", str(metrics_file)], check=True, stdout=subprocess.DEVNULL)
+            rows.append((label, json.loads(metrics_file.read_text())))
     print("| system | AP | AP50 | AP75 | AR |\n|---|---|---|---|---|")
     for label, m in rows:
         print(f"| {label} | " + " | ".join(f"{m[k]:.3f}" for k in ("AP", "AP50", "AP75", "AR")) + " |")
