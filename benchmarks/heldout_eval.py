@@ -41,8 +41,8 @@ def write_ground_truth(data: Path, path: Path) -> list[Path]:
     """Merge the held-out annotation files into ``path``; return the image files."""
     merged = {"images": [], "annotations": [], "categories": None}
     images = []
-    for annotations, folder in HELDOUT:
-        part = json.loads((data / annotations).read_text())
+    for annotation_file, folder in HELDOUT:
+        part = json.loads((data / annotation_file).read_text())
         merged["categories"] = merged["categories"] or part["categories"]
         for image in part["images"]:
             images.append(data / folder / image["file_name"])
