@@ -8,9 +8,11 @@ to be found stay known.  Maps themselves are compared on the plain tiny ``ftnet`
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 import warnings
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -18,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ftpose.export.backends import (BackendUnavailableError, OnnxRuntimeBackend, OpenVinoBackend, create_backend,
-                                    pipeline_threads, weights_digest)
+                                    onnx_cache_dir, pipeline_threads, weights_digest)
 from ftpose.export.onnx import network_input
 from ftpose.files import SAMPLE_PHOTO, read_image
 from ftpose.keypoints import NUM_HEATMAPS
@@ -122,6 +124,31 @@ def test_onnx_backends_export_once_per_set_of_weights(tmp_path):
 def test_int8_backends_share_one_calibrated_graph():
     network = tiny_ftnet()
     assert create_backend("openvino-int8", network).path == create_backend("onnxruntime-int8", network).path
+
+
+def test_predict_calibrates_int8_on_the_photos_it_is_given(tmp_path, photo):
+    from click.testing import CliRunner
+
+    from ftpose.cli import main
+    from ftpose.models import save_weights
+
+    weights = tmp_path / "tiny.safetensors"
+    save_weights(tiny_ftnet(), weights)
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    cv2.imwrite(str(calibration / "flipped.jpg"), photo[:, ::-1])
+    runner = CliRunner()
+    result = runner.invoke(main, ["predict", "--weights", str(weights), "--backend", "onnxruntime-int8",
+                                  "--calibration", str(calibration), "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    # the int8 graph is named by a digest of its calibration photos: this one was calibrated on the given photo
+    given = hashlib.sha256(read_image(calibration / "flipped.jpg").tobytes()).hexdigest()[:12]
+    assert list(onnx_cache_dir().glob(f"*-int8-{given}.onnx"))
+    result = runner.invoke(main, ["predict", "--weights", str(weights), "--calibration", str(calibration)])
+    assert result.exit_code == 2 and "--calibration is for the int8 backends" in result.output
+    result = runner.invoke(main, ["predict", "--weights", str(weights), "--backend", "onnxruntime-int8",
+                                  "--calibration", str(tmp_path / "missing")])
+    assert result.exit_code != 0 and "missing" in result.output
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

@@ -132,7 +132,8 @@ class GroundTruthPredictor:
     people_by_image: dict = {}
     backend = None
 
-    def __init__(self, model, weights=None, device="cpu", scales=(1.0,), flip=False, batch_size=4, backend="torch"):
+    def __init__(self, model, weights=None, device="cpu", scales=(1.0,), flip=False, batch_size=4, backend="torch",
+                 calibration=None):
         assert scales == (1.0,) and not flip
 
     def predict_batch(self, images):

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ftpose.cli.info import parse_input_size
+from ftpose.cli.options import calibration_option, read_photos
 from ftpose.export import BACKENDS, PRECISION
 from ftpose.files import SAMPLE_PHOTO, InputError
 
@@ -42,8 +43,7 @@ def _names(ctx, param, value: str) -> list[str]:
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Untimed runs first.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads (default: one per core).")
 @click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:N).")
-@click.option("--calibration", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
-              help="Photos/folders calibrating the int8 backends (default: the bundled sample photo).")
+@calibration_option
 @click.option("--grouping-maps", type=click.Choice(["auto", "own", "teacher"]), default="auto", show_default=True,
               help="Maps grouped end to end: the network's own, or the trained teacher's of the same frame "
                    "(auto: own when the network is trained).")
@@ -163,10 +163,9 @@ class _Bench:
         return predictor
 
     def _calibration_photos(self):
-        from ftpose.cli.export import _read_photos
         from ftpose.files import read_image
 
-        return _read_photos(self.calibration_paths) if self.calibration_paths else [read_image(SAMPLE_PHOTO)]
+        return read_photos(self.calibration_paths) if self.calibration_paths else [read_image(SAMPLE_PHOTO)]
 
     def _network(self, predictors, image, result) -> None:
         import cv2

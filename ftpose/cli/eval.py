@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ftpose.cli.options import parse_scales
+from ftpose.cli.options import calibration_option, calibration_photos, parse_scales
 from ftpose.export import BACKENDS, BackendUnavailableError
 from ftpose.files import InputError
 
@@ -38,6 +38,7 @@ LAYOUTS = ("coco17", "openpose18", "mpii16", "posetrack18", "posetrack17")
               help="Images of one size sent to the network together.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
               help="What runs the network for --model/--weights (see README, Speed).")
+@calibration_option
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: one per core).")
 @click.option("--save-results", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the predictions made with --model/--weights/--oracle (to rescore with --results).")
@@ -48,7 +49,7 @@ LAYOUTS = ("coco17", "openpose18", "mpii16", "posetrack18", "posetrack17")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the tables as markdown ('-' prints them).")
 def command(dataset, ann, images, model_name, weights, results, oracle, layout, scales, multi_scale, flip,
-            device, batch_size, backend, threads, save_results, analyze_dir, json_path, markdown_path):
+            device, batch_size, backend, calibration, threads, save_results, analyze_dir, json_path, markdown_path):
     """Score poses against ground truth with the protocol of the paper's tables.
 
     COCO: AP/AR through pycocotools (Table 3).  MPII: per-part AP with PCKh@0.5
@@ -70,6 +71,8 @@ def command(dataset, ann, images, model_name, weights, results, oracle, layout, 
         raise click.UsageError("running a model needs --images")
     if not running_model and (scales or multi_scale or flip):
         raise click.UsageError("--scales, --multi-scale and --flip apply to --model/--weights only")
+    if calibration and not running_model:
+        raise click.UsageError("--calibration applies to --model/--weights with an int8 --backend")
     if scales and multi_scale:
         raise click.UsageError("give either --scales or --multi-scale, not both")
     if layout is not None and results is None:
@@ -83,7 +86,7 @@ def command(dataset, ann, images, model_name, weights, results, oracle, layout, 
             run.oracle()
         else:
             run.predict(images, model_name, weights, scales, multi_scale, flip, device, batch_size, backend,
-                        threads)
+                        threads, calibration_photos(calibration, [backend]))
         if save_results is not None:
             run.save_predictions(save_results)
         metrics = run.metrics()
@@ -185,7 +188,7 @@ class _Evaluation:
         self._set_network_predictions(people_by_key)
 
     def predict(self, images: Path, model_name, weights, scales, multi_scale, flip, device, batch_size,
-                backend="torch", threads=None):
+                backend="torch", threads=None, calibration=None):
         from tqdm import tqdm
 
         from ftpose.export.backends import pipeline_threads
@@ -198,7 +201,7 @@ class _Evaluation:
             torch.set_num_threads(threads)
         predictor = Predictor(model_name or "ftnet", weights=weights, device=device,
                               scales=MULTI_SCALES if multi_scale else (scales or (1.0,)), flip=flip,
-                              batch_size=batch_size, backend=backend)
+                              batch_size=batch_size, backend=backend, calibration=calibration)
         entries = self._images()
         people_by_key = {}
         with tqdm(total=len(entries), desc="predicting", unit="image", file=sys.stderr,

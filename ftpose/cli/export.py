@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from ftpose.cli.info import parse_input_size
+from ftpose.cli.options import read_photos
 from ftpose.files import InputError
 
 WEIGHT_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt"}
@@ -51,7 +52,7 @@ def command(source, fmt, out, dynamic, input_size, opset, options, verify_photos
         click.echo(f"warning: {untrained_message(source)}", err=True)
     out = out or Path((Path(source).stem if trained else source) + ".onnx")
     try:
-        photos = _read_photos(verify_photos) if verify_photos else None
+        photos = read_photos(verify_photos) if verify_photos else None
         report = export_onnx(network, out, size, dynamic=dynamic, opset=opset, photos=photos)
     except (ExportError, InputError) as e:
         raise click.ClickException(str(e)) from None
@@ -84,26 +85,12 @@ def _load(source: str, options):
         raise click.UsageError(str(e)) from None
 
 
-def _read_photos(paths) -> list:
-    """BGR photos from files and folders (searched recursively); unreadable files are errors."""
-    from ftpose.files import read_image
-    from ftpose.sources import expand_inputs
-
-    sources, errors = expand_inputs(paths)
-    if errors:
-        raise errors[0]
-    photos = [read_image(s.path) for s in sources if not s.is_video]
-    if not photos:
-        raise InputError(paths[0], "no photos found")
-    return photos
-
-
 def _write_int8(out: Path, calibration, method: str, size: tuple[int, int]) -> None:
     from ftpose.export.quantize import calibration_inputs, quantize_int8
 
     try:
         if calibration:
-            photos = _read_photos(calibration)
+            photos = read_photos(calibration)
         else:
             from ftpose.files import SAMPLE_PHOTO, read_image
 

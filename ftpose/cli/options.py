@@ -1,7 +1,16 @@
 """Command-line option parsing shared by several subcommands."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from ftpose.files import InputError
+
+calibration_option = click.option(
+    "--calibration", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
+    help="Photos or folders of photos (repeatable) that calibrate the int8 backends; photos like yours give "
+         "the best int8 maps (default: the bundled sample photo).")
 
 
 def parse_scales(ctx, param, values) -> tuple[float, ...]:
@@ -17,3 +26,28 @@ def parse_scales(ctx, param, values) -> tuple[float, ...]:
                 raise click.BadParameter(f"{part!r} is not a positive scale")
             scales.append(scale)
     return tuple(scales)
+
+
+def read_photos(paths) -> list:
+    """BGR photos from files and folders (searched recursively); unreadable files are errors."""
+    from ftpose.files import read_image
+    from ftpose.sources import expand_inputs
+
+    sources, errors = expand_inputs(paths)
+    if errors:
+        raise errors[0]
+    photos = [read_image(s.path) for s in sources if not s.is_video]
+    if not photos:
+        raise InputError(paths[0], "no photos found")
+    return photos
+
+
+def calibration_photos(paths, backends) -> list | None:
+    """The photos of ``--calibration`` (None: the backend's default), refused for backends that are not int8."""
+    from ftpose.export import PRECISION
+
+    if not paths:
+        return None
+    if not any(PRECISION[b] == "int8" for b in backends):
+        raise click.UsageError("--calibration is for the int8 backends (e.g. --backend onnxruntime-int8)")
+    return read_photos(paths)

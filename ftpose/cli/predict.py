@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ftpose.cli.options import parse_scales
+from ftpose.cli.options import calibration_option, calibration_photos, parse_scales
 from ftpose.export import BACKENDS, BackendUnavailableError
 from ftpose.files import SAMPLE_PHOTO, InputError
 
@@ -41,9 +41,10 @@ UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningl
 @click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
               help="What runs the network: PyTorch fp32 or bf16, ONNX Runtime fp32 or int8, OpenVINO fp32, "
                    "bf16 or int8, TensorRT (see README, Speed).")
+@calibration_option
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: one per core).")
 def command(inputs, model_name, weights, out, json_path, scales, multi_scale, flip, save_maps, device,
-            batch_size, backend, threads):
+            batch_size, backend, calibration, threads):
     """Estimate the poses of everyone in INPUT images, folders or videos.
 
     Folders are searched recursively (sorted); videos are read frame by frame.  With
@@ -87,8 +88,9 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UntrainedNetworkWarning)
         try:
+            photos = calibration_photos(calibration, [backend])
             predictor = Predictor(model_name, weights=weights, device=device, scales=scales, flip=flip,
-                                  batch_size=batch_size, backend=backend)
+                                  batch_size=batch_size, backend=backend, calibration=photos)
         except (InputError, BackendUnavailableError) as e:
             raise click.ClickException(str(e)) from None
         except ValueError as e:   # an unknown model name
