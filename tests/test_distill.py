@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from people_match import MIN_OKS, WELL_LABELLED, best_oks
 
 from ftpose.cli import main
 from ftpose.data import AugmentConfig, DataSpec, MixedDataset, build_dataset
@@ -16,7 +17,6 @@ from ftpose.distill.data import DistillConfig, DistillDataset, UnlabeledImages, 
 from ftpose.distill.teacher import PAF_CHANNELS, Teacher
 from ftpose.distill.train import distill_loss, freeze_imagenet_layers, zero_init_outputs
 from ftpose.downloads import WeightsUnavailableError
-from ftpose.evaluation.analysis import keypoint_similarity
 from ftpose.files import read_image
 from ftpose.keypoints import COCO17, LIMBS, NETWORK, convert
 from ftpose.models import create_model
@@ -26,10 +26,7 @@ from ftpose.targets import encode
 torch.set_num_threads(2)
 
 HELDOUT_PHOTO = ("mmpose_fixtures/coco/test_coco.json", "mmpose_fixtures/coco", "000000196141.jpg")  # 4 people
-# A person with at least this many labelled keypoints must be found: OKS 0.5 is the loosest
-# threshold of COCO AP (AP50); the teacher reaches 0.81-0.89 on these four people.
-WELL_LABELLED = 10
-MIN_OKS = 0.5
+# the teacher reaches OKS 0.81-0.89 on its four well-labelled people (MIN_OKS: 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +44,6 @@ def heldout_people(shared_data):
     (image,) = [i for i in data["images"] if i["file_name"] == name]
     people = [a for a in data["annotations"] if a["image_id"] == image["id"] and a["num_keypoints"] >= WELL_LABELLED]
     return read_image(shared_data / folder / name), people
-
-
-def best_oks(found_coco17: np.ndarray, people: list[dict]) -> list[float]:
-    """For each ground-truth person, the highest OKS of any found person."""
-    best = []
-    for person in people:
-        gt = np.array(person["keypoints"], float).reshape(17, 3)
-        scores = [keypoint_similarity(p[:, :2], gt, person["area"])[gt[:, 2] > 0].mean() for p in found_coco17]
-        best.append(max(scores, default=0.0))
-    return best
 
 
 def test_teacher_paf_channels_follow_our_limbs(teacher, shared_data):
