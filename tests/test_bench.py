@@ -72,7 +72,7 @@ def test_bench_reports_every_model_and_backend(tiny_weights, tmp_path, monkeypat
     monkeypatch.setenv("FTPOSE_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(main, [
-        "bench", "--models", ",".join(map(str, tiny_weights)), "--backend", "torch,onnxruntime,openvino-int8",
+        "bench", "--models", ",".join(map(str, tiny_weights)), "--backend", "torch,onnxruntime,onnxruntime-int8",
         "--input", "64x96", "--runs", "2", "--warmup", "0", "--frames", "1", "--no-memory",
         "--grouping-maps", "own", "--json", str(out)])
     assert result.exit_code == 0, result.output
@@ -85,12 +85,12 @@ def test_bench_reports_every_model_and_backend(tiny_weights, tmp_path, monkeypat
             assert numbers["network_ms"] > 0 and numbers["end_to_end_ms"] >= numbers["stages_ms"]["network"]
             assert set(numbers["stages_ms"]) == set(STAGES)
         assert entry["backends"]["onnxruntime"]["vs_fp32_torch"]["heatmaps_max_diff"] < 1e-4
-        int8, fp32 = entry["backends"]["openvino-int8"], entry["backends"]["torch"]
+        int8, fp32 = entry["backends"]["onnxruntime-int8"], entry["backends"]["torch"]
         assert int8["precision"] == "int8" and int8["peak_gmac_per_s"] == 4 * fp32["peak_gmac_per_s"]
         assert 0 < int8["vs_fp32_torch"]["heatmaps_max_diff"] < 1
-    assert set(report["ratios"]["between_models"]["openpose/ftnet"]) == {"torch", "onnxruntime", "openvino-int8"}
+    assert set(report["ratios"]["between_models"]["openpose/ftnet"]) == {"torch", "onnxruntime", "onnxruntime-int8"}
     assert "onnxruntime" in report["ratios"]["over_torch"]["ftnet"]
-    assert report["machine"]["openvino"] and "openvino 20" in result.output
+    assert "openvino" in report["machine"]     # its version, or None without the optional extra
     assert "Network at 64x96" in result.output and "End to end over 1 frame(s)" in result.output
 
 
