@@ -101,7 +101,9 @@ class _Bench:
 
         from ftpose import speed
 
-        photos = self._calibration_photos() if any(PRECISION[b] == "int8" for b in self.backends) else None
+        # None: the int8 backends calibrate on their default, the bundled sample photo
+        int8 = any(PRECISION[b] == "int8" for b in self.backends)
+        photos = read_photos(self.calibration_paths) if int8 and self.calibration_paths else None
         result = {"machine": speed.machine(), "device": str(self.device), "input": list(self.size),
                   "runs": self.runs, "warmup": self.warmup, "models": {}}
         predictors = {}
@@ -161,11 +163,6 @@ class _Bench:
         run = create_backend(backend, predictor.network, self.device, calibration=photos)
         predictor.backend = TimedBackend(run, self.synchronize)
         return predictor
-
-    def _calibration_photos(self):
-        from ftpose.files import read_image
-
-        return read_photos(self.calibration_paths) if self.calibration_paths else [read_image(SAMPLE_PHOTO)]
 
     def _network(self, predictors, image, result) -> None:
         import cv2
