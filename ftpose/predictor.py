@@ -284,7 +284,12 @@ def _build_network(model, weights) -> tuple[torch.nn.Module, bool]:
             raise ValueError("pass either a model instance or weights to load, not both")
         return model, True
     from ftpose import models
+    from ftpose.models.foreign import NETWORK_FILE_SUFFIXES, load_network_file
 
+    if Path(str(model)).suffix.lower() in NETWORK_FILE_SUFFIXES:
+        if weights is not None:
+            raise ValueError("a network file carries its own weights; pass no weights with it")
+        return load_network_file(model), True
     if weights is not None:
         return models.load_model(weights), True
     shipped = ASSETS / f"{model}.safetensors"

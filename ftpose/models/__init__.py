@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from ftpose.files import InputError, atomic_write
-from ftpose.models import ftnet as _ftnet, openpose as _openpose  # noqa: F401  (registers the models)
-from ftpose.distill import teacher as _teacher  # noqa: F401,E402  (registers "teacher")
+from ftpose.models import foreign as _foreign, ftnet as _ftnet, ftnet_light as _ftnet_light, openpose as _openpose  # noqa: F401,E501  (registers the models)
 from ftpose.models.registry import create_model, list_models, parse_options, register_model
 
 __all__ = ["create_model", "list_models", "load_model", "parse_options", "register_model", "save_weights"]
