@@ -36,6 +36,13 @@ from ftpose.files import InputError
 @click.option("--paste-probability", type=float, help="chance that a crop gets pasted people (default 0.5)")
 @click.option("--ground-truth-weight", type=float, help="weight of the annotation loss against the teacher's "
                                                         "(default 1)")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="leave out unlabeled files whose path matches (held-out images), repeatable")
+@click.option("--mosaic-probability", type=float, help="chance that an unlabeled crop is a 2x2 mosaic of four "
+                                                        "images (default 0)")
+@click.option("--init", "init", metavar="PATH",
+              help="start from these weights (.safetensors, a checkpoint, or for ftnet-light Intel's "
+                   "Lightweight OpenPose .xml IR)")
 @click.option("--unlabeled-weight", type=float, help="draws of each unlabeled image per epoch (default 1)")
 @click.option("--frame-step", type=int, help="use every n-th video frame (default 10)")
 @click.option("--freeze-imagenet/--train-imagenet", default=None,
@@ -44,7 +51,7 @@ from ftpose.files import InputError
               help="override any training setting, e.g. --set optim.name=adam")
 @click.option("--resume", is_flag=True, help="continue the run in OUT from its newest checkpoint and saved settings")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def command(data, teacher, teacher_flip, unlabeled, out_dir, config_file, model, steps, batch_size, lr, input_size, workers, threads,
+def command(data, teacher, teacher_flip, unlabeled, exclude, mosaic_probability, init, out_dir, config_file, model, steps, batch_size, lr, input_size, workers, threads,
             precision, val, paste_probability, ground_truth_weight, unlabeled_weight, frame_step, freeze_imagenet,
             assignments, resume, quiet):
     """Distil a trained teacher network into a student network (default ftnet).
@@ -60,12 +67,14 @@ def command(data, teacher, teacher_flip, unlabeled, out_dir, config_file, model,
         --unlabeled people/ --input-size 224 --steps 2000 --batch-size 4 --out runs/distill
     """
     from ftpose.distill.train import DISTILL_FILE, distill, load_distill_config
+    from ftpose.models.registry import option_names
     from ftpose.training.config import command_line_overrides, load_config
 
     try:
         overrides = command_line_overrides(assignments, {
             "model": model, "val": val, "steps": steps, "batch_size": batch_size, "optim.lr": lr,
             "augment.input_size": input_size, "workers": workers, "threads": threads, "precision": precision,
+            "init": init,
         }, data)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--set") from None
@@ -78,7 +87,8 @@ def command(data, teacher, teacher_flip, unlabeled, out_dir, config_file, model,
         config_file = saved
     try:
         config = load_config(config_file, overrides)
-        config.model_options.setdefault("pretrained_backbone", True)  # a student starts from ImageNet
+        if "pretrained_backbone" in option_names(config.model):
+            config.model_options.setdefault("pretrained_backbone", True)  # a student starts from ImageNet
         distill_settings = load_distill_config(out_dir / DISTILL_FILE if resume else None, settings)
         summary = distill(config, distill_settings, out_dir, resume=resume, progress=not quiet)
     except (InputError, ValueError) as e:

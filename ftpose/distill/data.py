@@ -19,6 +19,7 @@ sees the pasted crop, still supervises it.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,9 @@ class DistillConfig:
     teacher: str = "teacher"          # a registered teacher model or an OpenPose-layout network file
     teacher_flip: bool = True         # soft labels = mean of the teacher's maps of the crop and of its mirror
     unlabeled: list[str] = field(default_factory=list)  # image/video files or folders
+    exclude: list[str] = field(default_factory=list)  # glob patterns of unlabeled files to leave out (held-out sets)
     unlabeled_weight: float = 1.0     # draws per unlabeled image per epoch, like a dataset weight
+    mosaic_probability: float = 0.0   # chance that an unlabeled crop is a 2x2 mosaic of four images
     frame_step: int = 10              # every n-th frame of each video becomes an image
     paste_probability: float = 0.5    # chance that a crop gets pasted people
     max_pasted: int = 2               # 1..max_pasted people per pasted crop
@@ -51,17 +54,23 @@ class DistillConfig:
     zero_init_outputs: bool = True    # a fresh student's output convs start at zero (see distill.train)
 
     def __post_init__(self):
-        if not 0 <= self.paste_probability <= 1:
-            raise ValueError(f"paste_probability must be in [0, 1], got {self.paste_probability}")
+        for name in ("paste_probability", "mosaic_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.frame_step < 1 or self.max_pasted < 1:
             raise ValueError("frame_step and max_pasted must be at least 1")
 
 
-def collect_unlabeled(arguments: list[str], frames_dir: Path, frame_step: int) -> list[Path]:
+def collect_unlabeled(arguments: list[str], frames_dir: Path, frame_step: int,
+                      exclude: list[str] = ()) -> list[Path]:
     """Image files under ``arguments`` (files or folders), plus every ``frame_step``-th frame of each video.
 
+    Files whose path matches one of the ``exclude`` glob patterns (``fnmatch``, e.g.
+    ``*/lspet/images/im074*``) are left out: that is how held-out images stay unseen.
     Frames are written once as JPEG files under ``frames_dir`` and reused by later runs.
     """
+    from fnmatch import fnmatch
+
     from ftpose.sources import expand_inputs
 
     sources, errors = expand_inputs(arguments)
@@ -69,6 +78,8 @@ def collect_unlabeled(arguments: list[str], frames_dir: Path, frame_step: int) -
         raise errors[0]
     images = []
     for source in sources:
+        if any(fnmatch(str(source.path), pattern) for pattern in exclude):
+            continue
         suffix = source.path.suffix.lower()
         if suffix in VIDEO_SUFFIXES:
             images.extend(extract_frames(source.path, frames_dir / source.name.with_suffix(""), frame_step))
@@ -104,32 +115,47 @@ def extract_frames(video: Path, folder: Path, step: int) -> list[Path]:
 
 
 class UnlabeledImages(torch.utils.data.Dataset):
-    """Random augmented crops of unlabeled images: no ground truth (its loss weight is zero)."""
+    """Random augmented crops of unlabeled images: no ground truth (its loss weight is zero).
+
+    With ``mosaic_probability`` a crop is instead a 2x2 mosaic of half-size crops of four
+    images (this one and three drawn at random): single-person photos such as LSP's or
+    CCP's then make scenes with several, smaller people, which the teacher labels.
+    """
 
     name = "unlabeled"
 
-    def __init__(self, paths: list[Path], augment: AugmentConfig):
+    def __init__(self, paths: list[Path], augment: AugmentConfig, mosaic_probability: float = 0.0):
         self.paths = list(paths)
         self.augment = augment
+        self.mosaic_probability = mosaic_probability
         self.heatmap_weight, self.paf_weight = channel_weights(np.zeros(18, bool))
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def sample(self, index: int, seed: int | None) -> Sample:
-        image = read_image(self.paths[index])
-        height, width = image.shape[:2]
         rng = np.random.default_rng(seed)
-        # A crop as if centred on a person a third to all of the image's height tall:
-        # the whole frame down to close-ups, then the usual scale, rotation, shift and flip.
-        center = rng.uniform([0.25 * width, 0.25 * height], [0.75 * width, 0.75 * height])
-        transform = crop_transform(center, height * rng.uniform(0.33, 1.0), self.augment, rng)
-        size = transform.size
+        size = self.augment.input_size
+        if rng.random() < self.mosaic_probability and size % (2 * STRIDE) == 0:
+            tile = dataclasses.replace(self.augment, input_size=size // 2)
+            indices = [index, *rng.integers(len(self.paths), size=3)]
+            tiles = [self._crop(read_image(self.paths[i]), tile, rng) for i in indices]
+            crop = np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
+        else:
+            crop = self._crop(read_image(self.paths[index]), self.augment, rng)
         cells = size // STRIDE
         empty = np.zeros((0, 18, 3), np.float32)
-        return Sample(transform.image(image), empty, np.zeros((19, cells, cells), np.float32),
+        return Sample(crop, empty, np.zeros((19, cells, cells), np.float32),
                       np.zeros((38, cells, cells), np.float32), np.zeros((cells, cells), np.float32),
                       self.heatmap_weight, self.paf_weight)
+
+    @staticmethod
+    def _crop(image: np.ndarray, augment: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+        """A crop as if centred on a person a third to all of the image's height tall: the whole
+        frame down to close-ups, then the usual scale, rotation, shift and flip."""
+        height, width = image.shape[:2]
+        center = rng.uniform([0.25 * width, 0.25 * height], [0.75 * width, 0.75 * height])
+        return crop_transform(center, height * rng.uniform(0.33, 1.0), augment, rng).image(image)
 
 
 @dataclass(frozen=True)

@@ -50,16 +50,17 @@ class DistillTrainer(Trainer):
                  progress=True):
         super().__init__(config, out_dir, context, device, resume=resume, progress=progress)
         self.distill = distill
-        unlabeled = collect_unlabeled(distill.unlabeled, Path(out_dir) / FRAMES_DIR, distill.frame_step)
+        unlabeled = collect_unlabeled(distill.unlabeled, Path(out_dir) / FRAMES_DIR, distill.frame_step,
+                                      distill.exclude)
         datasets, weights = list(self.dataset.datasets), list(self.dataset.weights)
         if unlabeled:
-            datasets.append(UnlabeledImages(unlabeled, config.augment))
+            datasets.append(UnlabeledImages(unlabeled, config.augment, distill.mosaic_probability))
             weights.append(distill.unlabeled_weight)
         people = paste_people([(s.annotations, s.images) for s in self.specs if s.kind == "coco"])
         self.dataset = DistillDataset(MixedDataset(datasets, weights), people, distill)
         if distill.freeze_imagenet:
             freeze_imagenet_layers(self.model)
-        if distill.zero_init_outputs and self.step == 0:
+        if distill.zero_init_outputs and self.step == 0 and not config.init:  # trained weights keep their outputs
             zero_init_outputs(self.model)
 
 

@@ -237,6 +237,10 @@ class FTNetLight(nn.Module):
             outputs.append(self.refinement(torch.cat([joint, limb, features], 1)))
         return outputs
 
+    def load_openvino_ir(self, path) -> None:
+        """Start from Intel's trained Lightweight OpenPose IR (:func:`init_from_lightweight_openpose`)."""
+        init_from_lightweight_openpose(self, path)
+
 
 def init_from_lightweight_openpose(model: FTNetLight, path) -> None:
     """Load Intel's trained Lightweight OpenPose (``human-pose-estimation-0001`` IR) into ``model``.

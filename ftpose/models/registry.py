@@ -51,6 +51,11 @@ def create_model(name: str, **options: Any) -> nn.Module:
     return model
 
 
+def option_names(name: str) -> list[str]:
+    """The options :func:`create_model` accepts for model ``name``."""
+    return list(_signature(name).parameters)
+
+
 def parse_options(pairs) -> dict[str, Any]:
     """Parse command-line ``KEY=VALUE`` strings into model options.
 

@@ -186,6 +186,11 @@ class Trainer:
     def _load_initial_weights(self, path) -> None:
         from ftpose.models import load_model
 
+        if Path(path).suffix.lower() == ".xml":  # a trained network in another layout, e.g. Lightweight OpenPose
+            if not hasattr(self.model, "load_openvino_ir"):
+                raise InputError(path, f"model {self.config.model!r} cannot start from an OpenVINO IR")
+            self.model.load_openvino_ir(path)
+            return
         source = load_model(path)
         if source.model_name != self.config.model:
             raise InputError(path, f"init weights are of model {source.model_name!r}, not {self.config.model!r}")
