@@ -16,7 +16,8 @@ scored by ``ftpose eval --dataset coco --results`` (pycocotools).
     python benchmarks/heldout_eval.py --out /tmp/heldout teacher ftnet=ftpose/assets/ftnet.safetensors
 
 A system is ``NAME`` (a registered model with its shipped weights, e.g. ``teacher``)
-or ``LABEL=WEIGHTS`` (a weights file or training checkpoint).  ``--backends`` runs each
+or ``LABEL=WEIGHTS`` (a weights file, a training checkpoint, or a network file such as
+Intel's ``human-pose-estimation-0001.xml``).  ``--backends`` runs each
 system once per inference backend (``ftpose predict --backend``), which gives the AP cost
 of bf16 and int8 on the same photos:
 
@@ -69,7 +70,8 @@ def main() -> None:
     backends = args.backends.split(",")
     for system in args.systems:
         name, _, weights = system.partition("=")
-        model = ["--weights", weights] if weights else ["--model", name]
+        network_file = Path(weights).suffix.lower() in (".xml", ".onnx", ".pb")
+        model = ["--weights", weights] if weights and not network_file else ["--model", weights or name]
         for backend in backends:
             label = name if len(backends) == 1 else f"{name} {backend}"
             results = args.out / f"{label.replace(' ', '_')}.json"
