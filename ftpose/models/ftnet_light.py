@@ -191,7 +191,7 @@ class FTNetLight(nn.Module):
             ``"conv5"`` (default ``"conv4"``), or ``None`` for no transfer.
         refinement: keep the refinement stage (default); ``False`` returns only the
             pre-refinement maps.
-        transfer_width: inner width of the transfer blocks (default 128).
+        transfer_width: inner width of the transfer blocks (default 64).
 
     Input ``(B, 3, H, W)`` BGR ``pixels / 256 - 0.5``, H and W multiples of 8.  Output:
     ``[(heatmaps_1, pafs_1), (heatmaps_2, pafs_2)]`` (one pair without refinement).
@@ -199,7 +199,7 @@ class FTNetLight(nn.Module):
 
     stride = 8
 
-    def __init__(self, transfer_from: str | None = "conv4", refinement: bool = True, transfer_width: int = 128):
+    def __init__(self, transfer_from: str | None = "conv4", refinement: bool = True, transfer_width: int = 64):
         super().__init__()
         if transfer_from is not None and transfer_from not in TRANSFER_LAYERS:
             raise ValueError(f"transfer_from must be one of {', '.join(TRANSFER_LAYERS)} or None, got {transfer_from!r}")
