@@ -71,7 +71,7 @@ def test_table():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["resnet"], "unknown model 'resnet'; available models: ftnet, openpose"),
+    (["resnet"], "unknown model 'resnet'; available models: ftnet, ftnet-light, openpose"),
     (["ftnet", "--input", "367x432"], "multiples of 8, got 367x432"),
     (["ftnet", "--input", "big"], "'big' is not HEIGHTxWIDTH"),
     (["ftnet", "-o", "transfer=conv4"], "has no option 'transfer'"),

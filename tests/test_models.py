@@ -50,7 +50,7 @@ def test_registry():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: create_model("resnet"), "unknown model 'resnet'; available models: ftnet, openpose"),
+    (lambda: create_model("resnet"), "unknown model 'resnet'; available models: ftnet, ftnet-light, openpose"),
     (lambda: create_model("ftnet", transfer="conv4"), "has no option 'transfer'"),
     (lambda: create_model("ftnet", transfer_from="conv6"), "transfer_from must be one of"),
     (lambda: create_model("openpose", stages=0), "stages must be at least 1"),
