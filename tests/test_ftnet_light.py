@@ -105,3 +105,22 @@ def test_loading_another_ir_is_refused(tmp_path):
     openvino.save_model(openvino.convert_model(str(path)), str(xml))
     with pytest.raises(ValueError, match="not a Lightweight OpenPose IR"):
         create_model("ftnet-light").load_openvino_ir(xml)
+
+
+def test_shipped_weights_find_the_sample_photos_annotated_people():
+    """ftpose/assets/ftnet-light.safetensors through the Predictor: each of the sample photo's 4
+    well-labelled COCO people (tests/data, CC BY 4.0) is found at OKS 0.5 or more (AP50's threshold)."""
+    import json
+    from pathlib import Path
+
+    from people_match import MIN_OKS, WELL_LABELLED, best_oks
+
+    from ftpose.predictor import Predictor
+
+    predictor = Predictor("ftnet-light")
+    assert predictor.trained
+    found = predictor.predict(read_image(SAMPLE_PHOTO)).to_coco17()
+    annotations = json.loads((Path(__file__).parent / "data" / "000000000790_keypoints.json").read_text())
+    people = [a for a in annotations["annotations"] if a["num_keypoints"] >= WELL_LABELLED]
+    assert len(people) == 4
+    assert min(best_oks(found, people)) >= MIN_OKS
