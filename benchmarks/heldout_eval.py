@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for the ground truth and results")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--backends", default="torch", help="comma-separated inference backends")
+    parser.add_argument("--calibration", type=Path, action="append", default=[],
+                        help="photos or folders that calibrate the int8 backends (repeatable)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     truth = args.out / "heldout_gt.json"
@@ -75,8 +77,9 @@ def main() -> None:
         for backend in backends:
             label = name if len(backends) == 1 else f"{name} {backend}"
             results = args.out / f"{label.replace(' ', '_')}.json"
-            subprocess.run(ftpose + ["predict", *model, "--backend", backend, "--json", str(results),
-                                     *map(str, images)], check=True)
+            calibration = [arg for path in args.calibration for arg in ("--calibration", str(path))]
+            subprocess.run(ftpose + ["predict", *model, "--backend", backend, *calibration,
+                                     "--json", str(results), *map(str, images)], check=True)
             metrics_file = results.with_suffix(".metrics.json")
             subprocess.run(ftpose + ["eval", "--dataset", "coco", "--ann", str(truth), "--results", str(results),
                                      "--json", str(metrics_file)], check=True, stdout=subprocess.DEVNULL)

@@ -53,7 +53,6 @@ it scored best, by less than the noise of the 40 test photos."""
 
 NETWORK_STRIDE = 8
 PAD_VALUE = 128
-ASSETS = Path(__file__).resolve().parent / "assets"
 
 
 class UntrainedNetworkWarning(UserWarning):
@@ -76,8 +75,10 @@ class PoseMaps:
 class Predictor:
     """Multi-person pose estimation on BGR images with a trained network.
 
-    ``model`` is a registered model name (see ``ftpose.list_models()``) or an
-    ``nn.Module`` following the network contract of docs/DEVELOPING.md.  With a
+    ``model`` is a registered model name (see ``ftpose.list_models()``; default
+    :func:`ftpose.models.default_model`, the most accurate model whose weights ship), a
+    network file (.xml, .onnx, .pb) or an ``nn.Module`` following the network contract
+    of docs/DEVELOPING.md.  With a
     name and no ``weights``, the weights shipped as ``ftpose/assets/<name>.safetensors``
     are used; if there are none the network keeps its random initialisation,
     :attr:`trained` is False and an :class:`UntrainedNetworkWarning` is issued.
@@ -96,7 +97,7 @@ class Predictor:
     sample photo).
     """
 
-    def __init__(self, model="ftnet", weights=None, device="cpu", scales: Sequence[float] = (1.0,),
+    def __init__(self, model=None, weights=None, device="cpu", scales: Sequence[float] = (1.0,),
                  flip: bool = False, params=None, input_height: int = INPUT_HEIGHT,
                  decode_stride: float | None = None, batch_size: int = 8, backend: str = "torch",
                  calibration: Sequence[np.ndarray] | None = None):
@@ -107,6 +108,9 @@ class Predictor:
         if not 0 < decode_stride <= NETWORK_STRIDE:
             raise ValueError(f"decode_stride must be in (0, {NETWORK_STRIDE}], got {decode_stride}")
         self.device = torch.device(device)
+        if model is None:
+            from ftpose.models import default_model
+            model = default_model()
         self.network, self.trained = _build_network(model, weights)
         self.network.to(self.device).eval()
         self.backend = create_backend(backend, self.network, self.device, calibration=calibration)
@@ -272,7 +276,8 @@ def _check_image(image) -> np.ndarray:
 
 
 def untrained_message(model) -> str:
-    name = model if isinstance(model, str) else type(model).__name__
+    name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
+    from ftpose.models import ASSETS
     return (f"no trained weights for '{name}' (none given and {ASSETS / f'{name}.safetensors'} "
             "does not exist): the network is untrained and its output is meaningless; pass trained weights")
 
@@ -292,8 +297,8 @@ def _build_network(model, weights) -> tuple[torch.nn.Module, bool]:
         return load_network_file(model), True
     if weights is not None:
         return models.load_model(weights), True
-    shipped = ASSETS / f"{model}.safetensors"
-    if shipped.is_file():
+    shipped = models.shipped_weights(model)
+    if shipped is not None:
         return models.load_model(shipped), True
     network = models.create_model(model)
     return network, getattr(network, "pretrained", False)  # a ready-made network such as the teacher

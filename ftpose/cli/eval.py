@@ -199,7 +199,7 @@ class _Evaluation:
             import torch
 
             torch.set_num_threads(threads)
-        predictor = Predictor(model_name or "ftnet", weights=weights, device=device,
+        predictor = Predictor(model_name, weights=weights, device=device,
                               scales=MULTI_SCALES if multi_scale else (scales or (1.0,)), flip=flip,
                               batch_size=batch_size, backend=backend, calibration=calibration)
         entries = self._images()

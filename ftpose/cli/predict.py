@@ -20,8 +20,10 @@ UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningl
 
 @click.command("predict")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path), metavar="[INPUT]...")
-@click.option("--model", "model_name", default="ftnet", show_default=True,
-              help="Registered model name (ignored with --weights, whose file names its model).")
+@click.option("--model", "model_name",
+              help="Registered model name or network file (.xml, .onnx, .pb); default: the most accurate "
+                   "model whose weights ship (ftnet-light today). Ignored with --weights, whose file names "
+                   "its model.")
 @click.option("--weights", type=click.Path(path_type=Path),
               help="Weights (.safetensors) or training checkpoint. Default: the shipped weights "
                    "of --model, if any.")
@@ -96,7 +98,7 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
         except ValueError as e:   # an unknown model name
             raise click.UsageError(str(e)) from None
     if not predictor.trained:
-        click.echo(f"warning: {untrained_message(model_name)}", err=True)
+        click.echo(f"warning: {untrained_message(predictor.network)}", err=True)
 
     run = _Run(predictor, out, save_maps, _numeric_ids(sources), echo=out is None and json_path is None)
     with pipeline_threads(predictor.backend):

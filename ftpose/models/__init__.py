@@ -18,7 +18,29 @@ from ftpose.files import InputError, atomic_write
 from ftpose.models import foreign as _foreign, ftnet as _ftnet, ftnet_light as _ftnet_light, openpose as _openpose  # noqa: F401,E501  (registers the models)
 from ftpose.models.registry import create_model, list_models, parse_options, register_model
 
-__all__ = ["create_model", "list_models", "load_model", "parse_options", "register_model", "save_weights"]
+__all__ = ["create_model", "default_model", "list_models", "load_model", "parse_options", "register_model",
+           "save_weights", "shipped_weights"]
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+"""Where trained weights ship: ``ftpose/assets/<model name>.safetensors``."""
+
+MOST_ACCURATE_FIRST = ("ftnet", "ftnet-light")
+"""Models whose weights may ship, by held-out AP (docs/MODEL_CARD.md), the best first."""
+
+
+def shipped_weights(name: str) -> Path | None:
+    """The trained weights that ship with ftpose for model ``name``, if any."""
+    path = ASSETS / f"{name}.safetensors"
+    return path if path.is_file() else None
+
+
+def default_model() -> str:
+    """The model used when none is named: the most accurate one whose weights ship.
+
+    ``ftnet-light`` today; ``ftnet`` (the paper's network) once its distilled weights
+    ship.  Falls back to ``ftnet`` (untrained, with a warning) in a tree without assets.
+    """
+    return next((name for name in MOST_ACCURATE_FIRST if shipped_weights(name)), "ftnet")
 
 _SAFETENSORS_MAGIC_OFFSET = 8  # a safetensors file starts with an 8-byte header length, then '{'
 
