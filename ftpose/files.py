@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import cv2
@@ -20,6 +23,20 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 SAMPLE_PHOTO = Path(__file__).resolve().parent / "assets" / "000000000790.jpg"
 """The bundled photo (COCO 790, CC BY 2.0, see assets/SAMPLE_LICENSE.md): the default input."""
+
+MAX_PIXELS = 100_000_000
+"""The largest image (width x height) :func:`read_image` decodes by default: 100
+megapixels, 0.3 GB as 8-bit BGR, more than any camera's photos but for 200-megapixel
+sensors.  It is checked on the file's header before any pixel is decoded, so a
+decompression bomb (a few kilobytes of PNG that inflate to gigabytes) is refused
+unread; ``ftpose predict --max-pixels`` raises it."""
+
+_BYTES_PER_PIXEL = 8
+"""The most bytes one pixel can take in a file (16-bit RGBA, stored raw): a file larger
+than ``MAX_PIXELS * 8`` plus its headers cannot be an image within the limit."""
+
+_LIBJPEG_CORRUPTION = re.compile(rb"Corrupt JPEG data[^\n]*|Premature end of JPEG file[^\n]*")
+"""libjpeg's warnings for an image it decoded only in part (the rest left grey)."""
 
 
 class InputError(ValueError):
@@ -31,15 +48,39 @@ class InputError(ValueError):
         super().__init__(f"{path}: {problem}")
 
 
-def read_image(path) -> np.ndarray:
+class PartialInputWarning(UserWarning):
+    """An input was only partly readable (corrupt JPEG data, a video cut short).
+
+    What could be read is still returned, because a batch of photos or a long video
+    should not lose everything over one bad stretch; ``str()`` is a one-line message
+    naming the file, and ``ftpose predict`` turns it into a warning and exit code 1
+    unless ``--allow-partial``.
+    """
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def read_image(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file as an 8-bit 3-channel BGR array.
 
     Grayscale is expanded to 3 channels, alpha is composited over mid-grey (the
     network's padding value), and 16-bit images are scaled to 8 bits.  A missing,
-    empty, undecodable or truncated file raises :class:`InputError`.
+    empty, undecodable or truncated file, or one with more than ``max_pixels`` pixels
+    (checked before decoding), raises :class:`InputError`; a JPEG whose data libjpeg
+    finds corrupt is returned as decoded and reported with a
+    :class:`PartialInputWarning`.
     """
     path = Path(path)
+    size = _header_size(path)
+    if size is not None:
+        _check_pixels(path, *size, max_pixels)
     try:
+        if path.stat().st_size > max_pixels * _BYTES_PER_PIXEL + (1 << 20):
+            raise InputError(path, f"{path.stat().st_size} bytes is larger than any image within the limit "
+                                   f"of {max_pixels} pixels (--max-pixels)")
         data = path.read_bytes()
     except FileNotFoundError:
         raise InputError(path, "no such file") from None
@@ -49,12 +90,70 @@ def read_image(path) -> np.ndarray:
         raise InputError(path, f"cannot be read ({e.strerror or e})") from None
     if not data:
         raise InputError(path, "is empty (0 bytes)")
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:].rstrip(b"\x00\r\n "):
+    is_jpeg = data[:2] == b"\xff\xd8"
+    if is_jpeg and b"\xff\xd9" not in data[-64:].rstrip(b"\x00\r\n "):
         raise InputError(path, "truncated JPEG (no end-of-image marker)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        with _native_stderr() as messages:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:   # OpenCV's own limits, for formats whose header Pillow cannot read
+        raise InputError(path, f"cannot be decoded ({e.err or e})") from None
+    corruption = _LIBJPEG_CORRUPTION.findall(messages.getvalue()) if is_jpeg else []
+    other = _LIBJPEG_CORRUPTION.sub(b"", messages.getvalue()).strip()
+    if other:   # not ours to judge (libpng's notes on colour profiles, say): passed on
+        sys.stderr.write(other.decode(errors="replace") + "\n")
     if image is None:
         raise InputError(path, "not a readable image (unknown format or corrupt data)")
+    _check_pixels(path, image.shape[1], image.shape[0], max_pixels)
+    if corruption:
+        detail = corruption[0].decode(errors="replace").strip()
+        warnings.warn(PartialInputWarning(path, f"corrupt JPEG data, part of the image may be grey (libjpeg: {detail})"),
+                      stacklevel=2)
     return to_bgr8(image)
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from the file's header, no pixels decoded; None if Pillow cannot tell."""
+    from PIL import Image, UnidentifiedImageError
+
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None   # ftpose applies its own limit to the size read here
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None   # missing, unreadable or an unknown format: read_image says which
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise InputError(path, f"{width} x {height} = {width * height} pixels is more than the limit of "
+                               f"{max_pixels} (--max-pixels raises it)")
+
+
+@contextlib.contextmanager
+def _native_stderr():
+    """Collect what C libraries (libjpeg, libpng) write to file descriptor 2 meanwhile.
+
+    libjpeg reports corrupt data only as a line on stderr; catching it is how a
+    half-grey photo becomes a :class:`PartialInputWarning` instead of a stray line.
+    """
+    import io
+
+    collected = io.BytesIO()
+    with tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield collected
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            collected.write(capture.read())
 
 
 def to_bgr8(image: np.ndarray) -> np.ndarray:

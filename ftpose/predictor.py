@@ -54,6 +54,13 @@ it scored best, by less than the noise of the 40 test photos."""
 NETWORK_STRIDE = 8
 PAD_VALUE = 128
 
+MAX_INPUT_ASPECT = 4
+"""The network input is at most this many times as wide as it is high (1472 x 368 at
+scale 1).  A wider image, a panorama or a 1 x 5000 strip, is letterboxed: scaled down
+until its width fits and padded below, instead of being scaled to its height (which
+made a 1 x 5000 PNG a 368 x 1.8 million input needing 22 GB).  Height is fixed by the
+scale, so network memory is bounded whatever the image."""
+
 
 class UntrainedNetworkWarning(UserWarning):
     """The network has random weights: its maps, and so its people, are meaningless."""
@@ -212,7 +219,11 @@ class _NetworkInput:
 
 
 def prepare_network_input(image: np.ndarray, height: int) -> _NetworkInput:
-    """Resize ``image`` to ``height`` rows (aspect kept) and pad it to multiples of 8."""
+    """Resize ``image`` to ``height`` rows (aspect kept) and pad it to multiples of 8.
+
+    An image wider than :data:`MAX_INPUT_ASPECT` is scaled to that width instead, and
+    fewer rows, with the rest padding.
+    """
     rows, cols = _shown_size(image.shape[0], image.shape[1], height)
     interpolation = cv2.INTER_AREA if rows < image.shape[0] else cv2.INTER_LINEAR
     resized = cv2.resize(image, (cols, rows), interpolation=interpolation)
@@ -224,8 +235,15 @@ def prepare_network_input(image: np.ndarray, height: int) -> _NetworkInput:
 
 
 def _shown_size(height: int, width: int, input_height: int) -> tuple[int, int]:
-    """``(rows, cols)`` of an image resized to ``input_height`` rows, aspect kept."""
+    """``(rows, cols)`` of an image resized to ``input_height`` rows, aspect kept.
+
+    The width is capped at ``MAX_INPUT_ASPECT * input_height`` (the rows then shrink in
+    proportion), so no image makes an input larger than that.
+    """
     rows = max(1, int(input_height))
+    max_cols = MAX_INPUT_ASPECT * rows
+    if width * rows > max_cols * height:   # letterboxed: the width fits, the rows follow
+        return max(1, round(height * max_cols / width)), max_cols
     return rows, max(1, round(width * rows / height))
 
 

@@ -8,6 +8,7 @@ carry on with the rest.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ftpose.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, InputError
+from ftpose.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, InputError, PartialInputWarning
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ class VideoReader:
 
     Use as an iterable of ``(frame_index, image)``; ``frame_count`` is the container's
     (possibly approximate) count for progress bars, ``fps`` its frame rate and ``size``
-    its ``(width, height)``.
+    its ``(width, height)``.  A video that ends before the container's count (cut
+    short in a copy or a download) is reported with a
+    :class:`~ftpose.files.PartialInputWarning` after its last frame.
     """
 
     def __init__(self, path):
@@ -118,3 +121,7 @@ class VideoReader:
             self._capture.release()
         if index == 0:
             raise InputError(self.path, "video has no decodable frames")
+        if index < self.frame_count:
+            warnings.warn(PartialInputWarning(self.path, f"video ends after {index} of the {self.frame_count} "
+                                                         "frames its container lists (truncated or corrupt)"),
+                          stacklevel=2)

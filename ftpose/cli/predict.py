@@ -13,7 +13,7 @@ import numpy as np
 
 from ftpose.cli.options import calibration_option, calibration_photos, parse_scales
 from ftpose.export import BACKENDS, BackendUnavailableError
-from ftpose.files import SAMPLE_PHOTO, InputError
+from ftpose.files import MAX_PIXELS, SAMPLE_PHOTO, InputError, PartialInputWarning
 
 UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningless"
 
@@ -45,8 +45,13 @@ UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningl
                    "bf16 or int8, TensorRT (see README, Speed).")
 @calibration_option
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: one per core).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=MAX_PIXELS, show_default=True,
+              help="Refuse images with more pixels than this (read from the file's header, before decoding).")
+@click.option("--allow-partial", is_flag=True,
+              help="Exit 0 even when an input was only partly readable (corrupt JPEG data, a video cut short); "
+                   "it is reported either way.")
 def command(inputs, model_name, weights, out, json_path, scales, multi_scale, flip, save_maps, device,
-            batch_size, backend, calibration, threads):
+            batch_size, backend, calibration, threads, max_pixels, allow_partial):
     """Estimate the poses of everyone in INPUT images, folders or videos.
 
     Folders are searched recursively (sorted); videos are read frame by frame.  With
@@ -67,6 +72,8 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
     image_id is the number in the file name when every input is an image named by a
     distinct number (COCO style), else images and frames are numbered 0, 1, 2... in
     input order.  Unreadable inputs are reported and skipped; the exit code is then 1.
+    Partly readable ones are processed as far as they go and reported as warnings; the
+    exit code is 1 for them too unless --allow-partial.
     """
     from ftpose.export.backends import pipeline_threads
     from ftpose.predictor import MULTI_SCALES, Predictor, UntrainedNetworkWarning, untrained_message
@@ -100,7 +107,8 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
     if not predictor.trained:
         click.echo(f"warning: {untrained_message(predictor.network)}", err=True)
 
-    run = _Run(predictor, out, save_maps, _numeric_ids(sources), echo=out is None and json_path is None)
+    run = _Run(predictor, out, save_maps, _numeric_ids(sources), echo=out is None and json_path is None,
+               max_pixels=max_pixels)
     with pipeline_threads(predictor.backend):
         run.process(sources)
     failed = len(errors) + run.failed
@@ -113,8 +121,10 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
         summary += f"; results in {json_path}"
     if failed:
         summary += f"; {failed} input(s) failed"
+    if run.partial:
+        summary += f"; {run.partial} input(s) only partly read"
     click.echo(summary, err=True)
-    if failed:
+    if failed or (run.partial and not allow_partial):
         sys.exit(1)
 
 
@@ -138,15 +148,16 @@ class _Item:
 class _Run:
     """Processes the sources in order, writing overlays as it goes, collecting results."""
 
-    def __init__(self, predictor, out, save_maps: bool, numeric_ids: dict | None, echo: bool):
+    def __init__(self, predictor, out, save_maps: bool, numeric_ids: dict | None, echo: bool, max_pixels: int):
         self.predictor = predictor
+        self.max_pixels = max_pixels
         self.out = out
         self.save_maps = save_maps
         self.numeric_ids = numeric_ids
         self.echo = echo            # no output files: say what was found on stdout
         self.results: list[dict] = []
         self.images_meta: list[dict] = []
-        self.images = self.people = self.failed = 0
+        self.images = self.people = self.failed = self.partial = 0
         self._bar = None
 
     def process(self, sources) -> None:
@@ -177,11 +188,25 @@ class _Run:
         self.failed += 1
         self._bar.write(f"error: {error}", file=sys.stderr)
 
+    @contextlib.contextmanager
+    def _partial_reported(self):
+        """Turn :class:`PartialInputWarning` into a ``warning:`` line, counted for the exit code."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PartialInputWarning)
+            yield
+        for warning in caught:
+            if issubclass(warning.category, PartialInputWarning):
+                self.partial += 1
+                self._bar.write(f"warning: {warning.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
     def _read(self, source) -> _Item | None:
         from ftpose.files import read_image
 
         try:
-            return _Item(read_image(source.path), source)
+            with self._partial_reported():
+                return _Item(read_image(source.path, self.max_pixels), source)
         except InputError as e:
             self._report(e)
             self._bar.update()
@@ -218,10 +243,10 @@ class _Run:
         from ftpose.sources import VideoReader
 
         try:
-            reader = VideoReader(source.path)
-            self._bar.total += reader.frame_count
-            self._bar.refresh()
-            with contextlib.ExitStack() as stack:
+            with self._partial_reported(), contextlib.ExitStack() as stack:
+                reader = VideoReader(source.path)
+                self._bar.total += reader.frame_count
+                self._bar.refresh()
                 writer = None
                 if self.out is not None:
                     writer = stack.enter_context(_video_writer(self._output(source, ".mp4"), reader.fps, reader.size))
