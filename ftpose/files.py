@@ -8,6 +8,7 @@ interrupted run never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -88,32 +89,44 @@ def read_image(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise InputError(path, "is a directory, not an image") from None
     except OSError as e:
         raise InputError(path, f"cannot be read ({e.strerror or e})") from None
+    return decode_image(data, path, max_pixels)
+
+
+def decode_image(data: bytes, name, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image file's bytes as :func:`read_image` does; ``name`` names them in errors.
+
+    The pixel limit is checked on the header before decoding, as for files, so an
+    upload of a few kilobytes cannot decode into gigabytes.
+    """
     if not data:
-        raise InputError(path, "is empty (0 bytes)")
+        raise InputError(name, "is empty (0 bytes)")
+    size = _header_size(io.BytesIO(data))   # before decoding: a small file may hold a huge image
+    if size is not None:
+        _check_pixels(name, *size, max_pixels)
     is_jpeg = data[:2] == b"\xff\xd8"
     if is_jpeg and b"\xff\xd9" not in data[-64:].rstrip(b"\x00\r\n "):
-        raise InputError(path, "truncated JPEG (no end-of-image marker)")
+        raise InputError(name, "truncated JPEG (no end-of-image marker)")
     try:
         with _native_stderr() as messages:
             image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as e:   # OpenCV's own limits, for formats whose header Pillow cannot read
-        raise InputError(path, f"cannot be decoded ({e.err or e})") from None
+        raise InputError(name, f"cannot be decoded ({e.err or e})") from None
     corruption = _LIBJPEG_CORRUPTION.findall(messages.getvalue()) if is_jpeg else []
     other = _LIBJPEG_CORRUPTION.sub(b"", messages.getvalue()).strip()
     if other:   # not ours to judge (libpng's notes on colour profiles, say): passed on
         sys.stderr.write(other.decode(errors="replace") + "\n")
     if image is None:
-        raise InputError(path, "not a readable image (unknown format or corrupt data)")
-    _check_pixels(path, image.shape[1], image.shape[0], max_pixels)
+        raise InputError(name, "not a readable image (unknown format or corrupt data)")
+    _check_pixels(name, image.shape[1], image.shape[0], max_pixels)
     if corruption:
         detail = corruption[0].decode(errors="replace").strip()
-        warnings.warn(PartialInputWarning(path, f"corrupt JPEG data, part of the image may be grey (libjpeg: {detail})"),
-                      stacklevel=2)
+        warnings.warn(PartialInputWarning(name, f"corrupt JPEG data, part of the image may be grey (libjpeg: {detail})"),
+                      stacklevel=3)
     return to_bgr8(image)
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
-    """``(width, height)`` from the file's header, no pixels decoded; None if Pillow cannot tell."""
+def _header_size(path) -> tuple[int, int] | None:
+    """``(width, height)`` from the header of a file (a path or file object), no pixels decoded; None if Pillow cannot tell."""
     from PIL import Image, UnidentifiedImageError
 
     limit = Image.MAX_IMAGE_PIXELS
@@ -127,7 +140,7 @@ def _header_size(path: Path) -> tuple[int, int] | None:
         Image.MAX_IMAGE_PIXELS = limit
 
 
-def _check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
+def _check_pixels(path, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise InputError(path, f"{width} x {height} = {width * height} pixels is more than the limit of "
                                f"{max_pixels} (--max-pixels raises it)")

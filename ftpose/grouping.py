@@ -89,9 +89,38 @@ class People:
         keypoints[..., 1] = np.where(found, (keypoints[..., 1] + 0.5) * fy - 0.5, 0.0)
         return replace(self, keypoints=keypoints)
 
+    def above(self, min_score: float) -> People:
+        """The people whose score is above ``min_score`` (still sorted by score)."""
+        keep = self.scores > min_score
+        return replace(self, keypoints=self.keypoints[keep], scores=self.scores[keep])
+
     def to_coco17(self) -> np.ndarray:
         """``(P, 17, 3)`` keypoints in the COCO layout (the neck is dropped)."""
         return convert(self.keypoints, NETWORK, COCO17).astype(np.float32)
+
+    def to_openpose18(self) -> np.ndarray:
+        """``(P, 18, 3)`` keypoints in the OpenPose COCO-18 layout (the network's own; a copy)."""
+        return self.keypoints.copy()
+
+    def records(self, decimals: int = 2) -> list[dict]:
+        """One JSON-ready dict per person: ``score`` and its ``coco17`` and ``openpose18`` keypoints.
+
+        Each layout is a list of ``[x, y, confidence]`` in the order of
+        ``ftpose.keypoints.COCO17`` / ``OPENPOSE18``; a joint not found is ``[0, 0, 0]``,
+        as in COCO files.  This is what ``ftpose serve`` answers, so clients in any
+        language can use either layout without ftpose's conversion rules.
+        """
+        def rounded(kp):
+            return [[round(float(v), decimals) for v in joint] for joint in kp]
+
+        return [{"score": round(float(s), 4), "coco17": rounded(coco), "openpose18": rounded(openpose)}
+                for s, coco, openpose in zip(self.scores, self.to_coco17(), self.to_openpose18())]
+
+    def draw(self, image: np.ndarray, min_confidence: float = 0.0) -> np.ndarray:
+        """A copy of BGR ``image`` with every person's skeleton (``ftpose.visualize.draw_people``)."""
+        from ftpose.visualize import draw_people
+
+        return draw_people(image, self, min_confidence=min_confidence)
 
     def coco_results(self, image_id: int) -> list[dict]:
         """COCO keypoint result records (category 1, 51 values, score) for ``image_id``."""

@@ -145,24 +145,44 @@ class Predictor:
         return self.maps_batch([image])[0]
 
     def maps_batch(self, images: Sequence[np.ndarray]) -> list[PoseMaps]:
+        return [stages[-1] for stages in self._merged_maps(images, lambda batch: [self.backend(batch)])]
+
+    def stage_maps(self, image: np.ndarray) -> list[PoseMaps]:
+        """The merged maps of every supervised stage of the network for one image, the final maps last.
+
+        For ``ftnet`` and ``ftnet-light`` these are the maps before and after refinement,
+        the comparison of the paper's Fig. 4.  They come from the eager PyTorch network in
+        fp32 whatever :attr:`backend` is, since exported graphs keep only the final stage.
+        """
+        def every_stage(batch):
+            with torch.inference_mode():
+                return [(h.float(), p.float()) for h, p in self.network(batch)]
+
+        return self._merged_maps([image], every_stage)[0]
+
+    def _merged_maps(self, images: Sequence[np.ndarray], run_network) -> list[list[PoseMaps]]:
+        """Per image, per stage that ``run_network`` (batch -> [(heatmaps, pafs), ...]) returns: merged maps."""
         images = [_check_image(im) for im in images]
         grids = [self._decode_grid(im.shape[0], im.shape[1]) for im in images]
-        sums = [None] * len(images)
+        sums: list[list | None] = [None] * len(images)
         for scale in self.scales:
             inputs = [prepare_network_input(im, round(scale * self.input_height)) for im in images]
-            for heatmaps, pafs, index in self._run(inputs):
+            for stages, index in self._run(inputs, run_network):
                 grid, shown = grids[index], inputs[index].shown
-                maps = torch.cat([heatmaps, pafs], 1)
-                # grid cell -> network-input pixel at scale 1.0 -> at this scale -> map cell
-                maps = _resample(maps, -2, grid.shape[0], self.decode_stride * shown[0] / grid.shown[0])
-                maps = _resample(maps, -1, grid.shape[1], self.decode_stride * shown[1] / grid.shown[1])
-                merged = maps.sum(0)  # the image and its mirror, with flip
-                sums[index] = merged if sums[index] is None else sums[index] + merged
+                merged_stages = []
+                for heatmaps, pafs in stages:
+                    maps = torch.cat([heatmaps, pafs], 1)
+                    # grid cell -> network-input pixel at scale 1.0 -> at this scale -> map cell
+                    maps = _resample(maps, -2, grid.shape[0], self.decode_stride * shown[0] / grid.shown[0])
+                    maps = _resample(maps, -1, grid.shape[1], self.decode_stride * shown[1] / grid.shown[1])
+                    merged_stages.append(maps.sum(0))  # the image and its mirror, with flip
+                sums[index] = merged_stages if sums[index] is None else [
+                    total + merged for total, merged in zip(sums[index], merged_stages)]
         count = len(self.scales) * (2 if self.flip else 1)
         out = []
-        for total, grid in zip(sums, grids):
-            merged = (total / count).cpu().numpy()
-            out.append(PoseMaps(merged[:NUM_HEATMAPS], merged[NUM_HEATMAPS:], grid.cell_size))
+        for totals, grid in zip(sums, grids):
+            merged = [(total / count).cpu().numpy() for total in totals]
+            out.append([PoseMaps(m[:NUM_HEATMAPS], m[NUM_HEATMAPS:], grid.cell_size) for m in merged])
         return out
 
     def decode(self, maps: PoseMaps):
@@ -180,8 +200,8 @@ class Predictor:
         cell_size = (self.decode_stride * width / shown[1], self.decode_stride * height / shown[0])
         return _DecodeGrid(shape, shown, cell_size)
 
-    def _run(self, inputs: list[_NetworkInput]):
-        """Yield ``(heatmaps, pafs, input index)``, each ``(1 or 2, C, h, w)`` (2 with flip)."""
+    def _run(self, inputs: list[_NetworkInput], run_network):
+        """Yield ``([(heatmaps, pafs) per stage], input index)``, each map ``(1 or 2, C, h, w)`` (2 with flip)."""
         by_shape: dict[tuple[int, int], list[int]] = {}
         for index, item in enumerate(inputs):
             by_shape.setdefault(item.pixels.shape[:2], []).append(index)
@@ -192,15 +212,17 @@ class Predictor:
                 batch = batch.permute(0, 3, 1, 2).float().div_(256.0).sub_(0.5)
                 if self.flip:
                     batch = torch.cat([batch, batch.flip(-1)])
-                heatmaps, pafs = self.backend(batch)
-                if self.flip:
-                    mirrored = flip_maps(heatmaps[len(chunk):], pafs[len(chunk):])
-                    heatmaps = torch.stack([heatmaps[:len(chunk)], mirrored[0]], 1)
-                    pafs = torch.stack([pafs[:len(chunk)], mirrored[1]], 1)
-                else:
-                    heatmaps, pafs = heatmaps[:, None], pafs[:, None]
+                stages = []
+                for heatmaps, pafs in run_network(batch):
+                    if self.flip:
+                        mirrored = flip_maps(heatmaps[len(chunk):], pafs[len(chunk):])
+                        heatmaps = torch.stack([heatmaps[:len(chunk)], mirrored[0]], 1)
+                        pafs = torch.stack([pafs[:len(chunk)], mirrored[1]], 1)
+                    else:
+                        heatmaps, pafs = heatmaps[:, None], pafs[:, None]
+                    stages.append((heatmaps, pafs))
                 for k, index in enumerate(chunk):
-                    yield heatmaps[k], pafs[k], index
+                    yield [(heatmaps[k], pafs[k]) for heatmaps, pafs in stages], index
 
 
 @dataclass

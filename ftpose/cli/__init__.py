@@ -11,7 +11,7 @@ import importlib.util
 
 import click
 
-SUBCOMMANDS = ("predict", "eval", "train", "distill", "info", "bench", "export")
+SUBCOMMANDS = ("predict", "maps", "eval", "train", "distill", "info", "bench", "export")
 
 
 class _LazyGroup(click.Group):

@@ -7,6 +7,13 @@ import click
 
 from ftpose.files import InputError
 
+model_option = click.option(
+    "--model", "model_name",
+    help="Registered model name or network file (.xml, .onnx, .pb); default: the most accurate "
+         "model whose weights ship (ftnet-light today). Ignored with --weights, whose file names its model.")
+weights_option = click.option(
+    "--weights", type=click.Path(path_type=Path),
+    help="Weights (.safetensors) or training checkpoint. Default: the shipped weights of --model, if any.")
 calibration_option = click.option(
     "--calibration", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
     help="Photos or folders of photos (repeatable) that calibrate the int8 backends; photos like yours give "
@@ -51,3 +58,23 @@ def calibration_photos(paths, backends) -> list | None:
     if not any(PRECISION[b] == "int8" for b in backends):
         raise click.UsageError("--calibration is for the int8 backends (e.g. --backend onnxruntime-int8)")
     return read_photos(paths)
+
+
+def load_predictor(model_name, weights=None, **settings):
+    """A :class:`~ftpose.predictor.Predictor`, its problems as click errors; warns on stderr when it is untrained."""
+    import warnings
+
+    from ftpose.export import BackendUnavailableError
+    from ftpose.predictor import Predictor, UntrainedNetworkWarning, untrained_message
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedNetworkWarning)
+        try:
+            predictor = Predictor(model_name, weights=weights, **settings)
+        except (InputError, BackendUnavailableError) as e:
+            raise click.ClickException(str(e)) from None
+        except ValueError as e:   # an unknown model name
+            raise click.UsageError(str(e)) from None
+    if not predictor.trained:
+        click.echo(f"warning: {untrained_message(predictor.network)}", err=True)
+    return predictor

@@ -11,8 +11,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ftpose.cli.options import calibration_option, calibration_photos, parse_scales
-from ftpose.export import BACKENDS, BackendUnavailableError
+from ftpose.cli.options import (calibration_option, calibration_photos, load_predictor, model_option, parse_scales,
+                                weights_option)
+from ftpose.export import BACKENDS
 from ftpose.files import MAX_PIXELS, SAMPLE_PHOTO, InputError, PartialInputWarning
 
 UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningless"
@@ -20,13 +21,8 @@ UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningl
 
 @click.command("predict")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path), metavar="[INPUT]...")
-@click.option("--model", "model_name",
-              help="Registered model name or network file (.xml, .onnx, .pb); default: the most accurate "
-                   "model whose weights ship (ftnet-light today). Ignored with --weights, whose file names "
-                   "its model.")
-@click.option("--weights", type=click.Path(path_type=Path),
-              help="Weights (.safetensors) or training checkpoint. Default: the shipped weights "
-                   "of --model, if any.")
+@model_option
+@weights_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for overlays (and maps); the JSON goes to OUT/predictions.json unless --json.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -37,6 +33,8 @@ UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningl
               help="The paper's multi-scale test: scales 0.75,1,1.25,1.5, maps averaged.")
 @click.option("--flip", is_flag=True, help="Also run the mirrored image and average the maps.")
 @click.option("--save-maps", is_flag=True, help="Write the merged heatmaps and PAFs (.npz) to OUT.")
+@click.option("--render-maps", is_flag=True,
+              help="Also draw the merged heatmaps and PAFs of each image as PNG panels in OUT (see `ftpose maps`).")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu, cuda, cuda:1.")
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
               help="Images or video frames of one size sent to the network together.")
@@ -50,8 +48,8 @@ UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningl
 @click.option("--allow-partial", is_flag=True,
               help="Exit 0 even when an input was only partly readable (corrupt JPEG data, a video cut short); "
                    "it is reported either way.")
-def command(inputs, model_name, weights, out, json_path, scales, multi_scale, flip, save_maps, device,
-            batch_size, backend, calibration, threads, max_pixels, allow_partial):
+def command(inputs, model_name, weights, out, json_path, scales, multi_scale, flip, save_maps, render_maps,
+            device, batch_size, backend, calibration, threads, max_pixels, allow_partial):
     """Estimate the poses of everyone in INPUT images, folders or videos.
 
     Folders are searched recursively (sorted); videos are read frame by frame.  With
@@ -64,6 +62,8 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
       OUT/NAME.maps.npz   with --save-maps: float16 heatmaps (19,h,w), pafs (38,h,w)
                           and cell_size (image pixels per map cell along x, y);
                           videos get OUT/NAME.maps/FRAME.npz
+      OUT/NAME.{heatmaps,parts,pafs}.png  with --render-maps: the merged maps
+                          drawn over an image (images only; all stages: ftpose maps)
       OUT/predictions.json       COCO keypoint results (category 1, 17 x,y,v
                                  triplets, score; video records carry "frame")
       OUT/predictions.meta.json  image_id -> file (and frame), model, settings
@@ -76,13 +76,15 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
     exit code is 1 for them too unless --allow-partial.
     """
     from ftpose.export.backends import pipeline_threads
-    from ftpose.predictor import MULTI_SCALES, Predictor, UntrainedNetworkWarning, untrained_message
+    from ftpose.predictor import MULTI_SCALES
     from ftpose.sources import expand_inputs
 
     if multi_scale and scales:
         raise click.UsageError("give either --scales or --multi-scale, not both")
     if save_maps and out is None:
         raise click.UsageError("--save-maps needs --out")
+    if render_maps and out is None:
+        raise click.UsageError("--render-maps needs --out")
     if json_path is None and out is not None:
         json_path = out / "predictions.json"
     scales = MULTI_SCALES if multi_scale else (scales or (1.0,))
@@ -94,21 +96,15 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
         import torch
 
         torch.set_num_threads(threads)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UntrainedNetworkWarning)
-        try:
-            photos = calibration_photos(calibration, [backend])
-            predictor = Predictor(model_name, weights=weights, device=device, scales=scales, flip=flip,
-                                  batch_size=batch_size, backend=backend, calibration=photos)
-        except (InputError, BackendUnavailableError) as e:
-            raise click.ClickException(str(e)) from None
-        except ValueError as e:   # an unknown model name
-            raise click.UsageError(str(e)) from None
-    if not predictor.trained:
-        click.echo(f"warning: {untrained_message(predictor.network)}", err=True)
+    try:
+        photos = calibration_photos(calibration, [backend])
+    except InputError as e:
+        raise click.ClickException(str(e)) from None
+    predictor = load_predictor(model_name, weights, device=device, scales=scales, flip=flip,
+                               batch_size=batch_size, backend=backend, calibration=photos)
 
     run = _Run(predictor, out, save_maps, _numeric_ids(sources), echo=out is None and json_path is None,
-               max_pixels=max_pixels)
+               max_pixels=max_pixels, render_maps=render_maps)
     with pipeline_threads(predictor.backend):
         run.process(sources)
     failed = len(errors) + run.failed
@@ -148,11 +144,13 @@ class _Item:
 class _Run:
     """Processes the sources in order, writing overlays as it goes, collecting results."""
 
-    def __init__(self, predictor, out, save_maps: bool, numeric_ids: dict | None, echo: bool, max_pixels: int):
+    def __init__(self, predictor, out, save_maps: bool, numeric_ids: dict | None, echo: bool, max_pixels: int,
+                 render_maps: bool = False):
         self.predictor = predictor
         self.max_pixels = max_pixels
         self.out = out
         self.save_maps = save_maps
+        self.render_maps = render_maps
         self.numeric_ids = numeric_ids
         self.echo = echo            # no output files: say what was found on stdout
         self.results: list[dict] = []
@@ -224,12 +222,24 @@ class _Run:
                 try:
                     if self.save_maps:
                         _write_maps(self._output(item.source, ".maps.npz"), maps)
+                    if self.render_maps:
+                        self._write_panels(item, maps)
                     write_image(self._output(item.source, ".jpg"), self._overlay(item.image, people))
                 except OSError as e:
                     self._report(InputError(self.out, f"cannot write outputs ({e.strerror or e})"))
                 except InputError as e:
                     self._report(e)
             self._bar.update()
+
+    def _write_panels(self, item: _Item, maps) -> None:
+        from ftpose.files import write_image
+        from ftpose.mapview import map_panels
+        from ftpose.visualize import draw_banner
+
+        for name, panel in map_panels(item.image, maps).items():
+            if not self.predictor.trained:
+                draw_banner(panel, UNTRAINED_BANNER)
+            write_image(self._output(item.source, f".{name}.png"), panel)
 
     def _output(self, source, suffix: str) -> Path:
         """Where an output of ``source`` goes; never the input file itself."""

@@ -19,7 +19,7 @@ from ftpose.models import foreign as _foreign, ftnet as _ftnet, ftnet_light as _
 from ftpose.models.registry import create_model, list_models, parse_options, register_model
 
 __all__ = ["create_model", "default_model", "list_models", "load_model", "parse_options", "register_model",
-           "save_weights", "shipped_weights"]
+           "save_weights", "shipped_weights", "without_transfer"]
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 """Where trained weights ship: ``ftpose/assets/<model name>.safetensors``."""
@@ -89,6 +89,27 @@ def load_model(path, map_location: str | torch.device = "cpu") -> nn.Module:
         problem = str(e).splitlines()[0].rstrip(": \t")
         raise InputError(path, f"weights do not fit model {name!r} with options {options} ({problem})") from None
     return model.to(map_location).eval()
+
+
+def without_transfer(model: nn.Module) -> nn.Module:
+    """The same network and weights with the feature transfer removed (``transfer_from=None``).
+
+    Transfer is *added* to a branch layer, so removing its blocks leaves every other layer
+    and weight as it was (paper Table 8).  For ``ftnet-light`` started from Lightweight
+    OpenPose with only the transfer trained (the shipped weights), this is exactly the
+    network trained without transfer; for a network trained end to end with transfer it is
+    an ablation of that network, not one trained without it.
+    """
+    name, options = _identity(model)
+    if options.get("transfer_from", None) is None:
+        raise ValueError(f"model {name!r} has no feature transfer to remove")
+    options = {**options, "transfer_from": None}
+    if "pretrained_backbone" in options:   # the weights are copied below; nothing to download
+        options["pretrained_backbone"] = False
+    reduced = create_model(name, **options)
+    kept = {k: v for k, v in model.state_dict().items() if not k.startswith("transfer.")}
+    reduced.load_state_dict(kept)
+    return reduced.to(next(model.parameters()).device).eval()
 
 
 def _identity(model: nn.Module) -> tuple[str, dict]:
