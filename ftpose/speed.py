@@ -247,14 +247,27 @@ def _matched_fraction(peaks, others) -> float:
 
 
 def model_source(model: str) -> dict:
-    """Predictor arguments for a ``--models`` item: a registered name, or a weights file."""
+    """Predictor arguments for a ``--models`` item: a registered name, a network file
+    (.xml, .onnx, .pb: run by its own runtime) or a weights file."""
     from pathlib import Path
 
     from ftpose.models import list_models
+    from ftpose.models.foreign import NETWORK_FILE_SUFFIXES
 
-    if model in list_models() or not Path(model).is_file():
+    if model in list_models() or not Path(model).is_file() or Path(model).suffix.lower() in NETWORK_FILE_SUFFIXES:
         return {"model": model}
     return {"weights": model}
+
+
+NATIVE_BACKEND = "native"
+"""The backend name under which bench times a foreign network file: its own runtime."""
+
+
+def is_foreign(network) -> bool:
+    """A network file run by its own runtime (OpenVINO, ONNX Runtime, OpenCV): no ftpose backends apply."""
+    from ftpose.models.foreign import OpenPoseLayoutNetwork
+
+    return isinstance(network, OpenPoseLayoutNetwork)
 
 
 def peak_memory_mb(model: str, backend: str | None, input_size: tuple[int, int], threads: int,
@@ -279,7 +292,8 @@ def _peak_memory_child(model, backend, input_size, threads, calibration) -> floa
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UntrainedNetworkWarning)
             predictor = Predictor(**model_source(model))
-        run = create_backend(backend, predictor.network, calibration=calibration)
+        run = create_backend("torch" if backend == NATIVE_BACKEND else backend, predictor.network,
+                             calibration=calibration)
         run(torch.zeros(1, 3, *input_size))
     return peak_rss_mb()
 

@@ -102,3 +102,27 @@ def test_bench_reports_every_model_and_backend(tiny_weights, tmp_path, monkeypat
 def test_bench_bad_input_is_one_clear_line(arguments, message):
     result = CliRunner().invoke(main, ["bench", "--models", "ftnet", *arguments, "--runs", "1", "--no-memory"])
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+
+
+def test_network_files_are_timed_in_their_own_runtime_beside_ftpose_backends(tiny_weights, tmp_path, monkeypatch):
+    """A network file (.onnx here; .xml and .pb alike) is one 'native' row: no ftpose backend
+    applies to it, so it is compared against every backend of the other models."""
+    from ftpose.export.onnx import export_onnx
+    from ftpose.models import load_model
+
+    monkeypatch.setenv("FTPOSE_CACHE_DIR", str(tmp_path / "cache"))
+    network_file = tmp_path / "exported.onnx"
+    export_onnx(load_model(tiny_weights[0]), network_file, input_size=(64, 96))
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, [
+        "bench", "--models", f"{tiny_weights[0]},{network_file}", "--backend", "torch,onnxruntime",
+        "--input", "64x96", "--runs", "2", "--warmup", "0", "--frames", "1", "--no-memory",
+        "--grouping-maps", "own", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    foreign = report["models"]["exported"]
+    assert foreign["runtime"] == "onnxruntime" and foreign["params"] is None and foreign["macs"] is None
+    assert list(foreign["backends"]) == ["native"]
+    assert foreign["backends"]["native"]["network_ms"] > 0 and foreign["backends"]["native"]["end_to_end_ms"] > 0
+    assert set(report["ratios"]["between_models"]["exported/ftnet"]) == {"native/torch", "native/onnxruntime"}
+    assert "native (onnxruntime)" in result.output

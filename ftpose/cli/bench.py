@@ -12,6 +12,7 @@ from ftpose.cli.info import parse_input_size
 from ftpose.cli.options import calibration_option, read_photos
 from ftpose.export import BACKENDS, PRECISION
 from ftpose.files import SAMPLE_PHOTO, InputError
+from ftpose.speed import NATIVE_BACKEND
 
 GROUPING_PEOPLE = (2, 10)
 
@@ -29,7 +30,8 @@ def _names(ctx, param, value: str) -> list[str]:
 
 @click.command("bench")
 @click.option("--models", default="ftnet,openpose", show_default=True, callback=_names, metavar="M[,M...]",
-              help="Registered model names or weights files, compared in one run.")
+              help="Registered model names, weights files or network files (.xml, .onnx, .pb: timed in their "
+                   "own runtime, as backend 'native'), compared in one run.")
 @click.option("--input", "input_size", default="368x432", show_default=True, metavar="HxW",
               help="Network input for the latency table (the paper's 368x432).")
 @click.option("--backend", "backends", default="torch", show_default=True, callback=_names, metavar="B[,B...]",
@@ -107,14 +109,20 @@ class _Bench:
         result = {"machine": speed.machine(), "device": str(self.device), "input": list(self.size),
                   "runs": self.runs, "warmup": self.warmup, "models": {}}
         predictors = {}
+        self.backends_of = {}
         for model in self.models:
             for backend in self.backends:
                 _status(f"loading {model} / {backend}")
                 predictor = self._predictor(model, backend, photos)
-                name = getattr(predictor.network, "model_name", model)
+                name = getattr(predictor.network, "model_name", Path(model).stem)
                 if name not in result["models"]:
                     result["models"][name] = self._model_entry(model, predictor)
+                if speed.is_foreign(predictor.network):   # its own runtime only, whatever --backend says
+                    predictors[name, speed.NATIVE_BACKEND] = predictor
+                    self.backends_of[model] = [speed.NATIVE_BACKEND]
+                    break
                 predictors[name, backend] = predictor
+                self.backends_of[model] = self.backends
         _status(f"reading up to {frames} frame(s) of {source}")
         clips = speed.read_frames(source, frames)
         if not clips:
@@ -138,9 +146,12 @@ class _Bench:
 
         from ftpose.models import create_model
         from ftpose.models.complexity import summarize
-        from ftpose.speed import model_source
+        from ftpose.speed import is_foreign, model_source
 
         network = predictor.network
+        if is_foreign(network):   # a file of graphs and constants: no module tree to count
+            return {"source": str(model), "trained": True, "runtime": network.runtime, "options": {},
+                    "params": None, "size_mb": None, "macs": None, "backends": {}}
         options = {k: v for k, v in getattr(network, "model_options", {}).items() if k != "pretrained_backbone"}
         with torch.device("meta"):
             counted = create_model(network.model_name, **options)
@@ -154,13 +165,15 @@ class _Bench:
 
         from ftpose.export.backends import create_backend
         from ftpose.predictor import Predictor, UntrainedNetworkWarning
-        from ftpose.speed import TimedBackend, model_source
+        from ftpose.speed import TimedBackend, is_foreign, model_source
 
         torch.manual_seed(0)   # the same random weights every run: the ONNX cache stays valid
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UntrainedNetworkWarning)
             predictor = Predictor(**model_source(model), device=self.device)
-        run = create_backend(backend, predictor.network, self.device, calibration=photos)
+        # a network file runs in its own runtime: the torch backend only calls it
+        run = create_backend("torch" if is_foreign(predictor.network) else backend, predictor.network,
+                             self.device, calibration=photos)
         predictor.backend = TimedBackend(run, self.synchronize)
         return predictor
 
@@ -181,14 +194,16 @@ class _Bench:
             entry = result["models"][model]
             timing = speed.summarize_times(seconds)
             median_s = timing["median_ms"] / 1e3
-            precision = PRECISION[backend]
+            precision = PRECISION.get(backend, "as stored")
             peak = speed.FP32_PEAK_GMACS_PER_CORE * cores * speed.PEAK_FACTOR.get(precision, 1)
-            gmacs = entry["macs"] / median_s / 1e9
+            counted = entry["macs"] is not None and self.device.type == "cpu"
+            gmacs = entry["macs"] / median_s / 1e9 if entry["macs"] is not None else None
             entry["backends"][backend] = {
                 "precision": precision, "network_ms": timing["median_ms"],
-                "network": timing, "fps": round(1.0 / median_s, 2), "gmac_per_s": round(gmacs, 1),
-                "peak_gmac_per_s": peak if self.device.type == "cpu" else None,
-                "fraction_of_peak": round(gmacs / peak, 3) if self.device.type == "cpu" else None}
+                "network": timing, "fps": round(1.0 / median_s, 2),
+                "gmac_per_s": round(gmacs, 1) if gmacs is not None else None,
+                "peak_gmac_per_s": peak if counted else None,
+                "fraction_of_peak": round(gmacs / peak, 3) if counted else None}
 
     def _end_to_end(self, predictors, clips, grouping_maps: str, result) -> None:
         from ftpose import speed
@@ -262,7 +277,7 @@ class _Bench:
         sources = {entry["source"]: name for name, entry in result["models"].items()}
         for model in self.models:
             name = sources[str(model)]
-            for backend in self.backends:
+            for backend in self.backends_of[model]:
                 peak = speed.peak_memory_mb(model, backend, self.size, threads, photos)
                 result["models"][name]["backends"][backend]["peak_memory_mb"] = round(peak, 1)
 
@@ -274,9 +289,11 @@ def ratios(result: dict) -> dict:
     for i, fast in enumerate(models):
         for slow in models[i + 1:]:
             for backend, entry in result["models"][fast]["backends"].items():
-                other = result["models"][slow]["backends"].get(backend)
-                if other:
-                    out["between_models"].setdefault(f"{slow}/{fast}", {})[backend] = _speedups(other, entry)
+                for other_backend, other in result["models"][slow]["backends"].items():
+                    # the same backend for both, or a foreign network's own runtime against every backend
+                    if other_backend == backend or NATIVE_BACKEND in (backend, other_backend):
+                        label = backend if other_backend == backend else f"{other_backend}/{backend}"
+                        out["between_models"].setdefault(f"{slow}/{fast}", {})[label] = _speedups(other, entry)
     for model, model_entry in result["models"].items():
         base = model_entry["backends"].get("torch")
         for backend, entry in model_entry["backends"].items():
@@ -307,13 +324,16 @@ def render(result: dict) -> str:
     for name, entry in result["models"].items():
         first = True
         for backend, b in entry["backends"].items():
+            counted = entry["params"] is not None
             left = (f"{name:<9} {entry['params'] / 1e6:>6.2f}M {entry['size_mb']:>6.1f} {entry['macs'] / 1e9:>6.1f}"
-                    if first else " " * 31)
+                    if first and counted else f"{name:<9} {'-':>7} {'-':>6} {'-':>6}" if first else " " * 31)
             spread = f"{b['network']['p25_ms']:.0f}-{b['network']['p75_ms']:.0f}"
             peak = f"{100 * b['fraction_of_peak']:.0f}%" if b.get("fraction_of_peak") is not None else "-"
             mem = f"{b['peak_memory_mb']:.0f}" if "peak_memory_mb" in b else "-"
-            lines.append(f"{left}  {backend:<16} {b['network_ms']:>7.1f} {spread:>13} {b['fps']:>6.2f} "
-                         f"{b['gmac_per_s']:>7.0f} {peak:>5} {mem:>7}")
+            gmacs = f"{b['gmac_per_s']:.0f}" if b.get("gmac_per_s") is not None else "-"
+            label = f"{backend} ({entry['runtime']})" if backend == NATIVE_BACKEND else backend
+            lines.append(f"{left}  {label:<16} {b['network_ms']:>7.1f} {spread:>13} {b['fps']:>6.2f} "
+                         f"{gmacs:>7} {peak:>5} {mem:>7}")
             first = False
     if "idle_process_mb" in result:
         lines.append(f"(peak: share of this CPU's {result['machine']['threads']}-thread peak at the backend's "

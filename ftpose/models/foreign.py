@@ -91,6 +91,11 @@ class OpenPoseLayoutNetwork(nn.Module):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
 
+    @property
+    def runtime(self) -> str:
+        """What runs the file (its own precision): ``openvino``, ``onnxruntime`` or ``opencv``."""
+        return _RUNTIMES.get(self.path.suffix.lower(), "opencv")
+
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         from ftpose.models.vgg import check_input
@@ -149,6 +154,9 @@ def _is_ftpose_export(path: Path) -> bool:
         return "model" in read_metadata(path)
     except Exception:  # noqa: BLE001 - an unreadable file is reported when it is run
         return False
+
+
+_RUNTIMES = {".xml": "openvino", ".onnx": "onnxruntime"}
 
 
 def _open_runner(path: Path, threads: int | None):
