@@ -24,8 +24,8 @@ class Source:
     """One input file.
 
     ``name`` is the file's path relative to the argument it was found under (just the
-    file name for a file argument); outputs are named after it, so files from
-    different sub-folders never overwrite each other.
+    file name for a file argument), made unique among a run's sources; outputs are
+    named after it, so no two inputs ever share an output.
     """
 
     path: Path
@@ -48,7 +48,8 @@ def expand_inputs(arguments: Iterable) -> tuple[list[Source], list[InputError]]:
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            found = [Source(p, path.name / p.relative_to(path)) for p in _media_files(path)]
+            label = Path(os.path.abspath(path)).name   # what "." or ".." means, so no name starts with ".."
+            found = [Source(p, label / p.relative_to(path)) for p in _media_files(path)]
             if not found:
                 errors.append(InputError(path, "folder contains no image or video files"))
             sources.extend(found)
@@ -69,16 +70,10 @@ def _media_files(folder: Path) -> list[Path]:
 
 
 def _with_unique_names(sources: list[Source]) -> list[Source]:
-    """Suffix ``_2``, ``_3``... to names that repeat (the same file name given twice)."""
-    seen: dict[Path, int] = {}
-    out = []
-    for source in sources:
-        key = source.name.with_suffix("")
-        seen[key] = seen.get(key, 0) + 1
-        if seen[key] > 1:
-            source = Source(source.path, source.name.with_name(f"{key.name}_{seen[key]}{source.name.suffix}"))
-        out.append(source)
-    return out
+    """Sources renamed where two would give the same outputs (see ``ftpose.outputs.unique_names``)."""
+    from ftpose.outputs import unique_names
+
+    return [Source(source.path, name) for source, name in zip(sources, unique_names([s.name for s in sources]))]
 
 
 class VideoReader:

@@ -243,7 +243,7 @@ def test_never_overwrites_an_input_with_its_overlay(tmp_path):
     before = (photos / "a.jpg").read_bytes()
     result = predict(photos, "--model", "test-marker", "--out", tmp_path)
     assert result.exit_code == 1
-    assert "would overwrite it" in result.stderr
+    assert f"its output {photos / 'a.jpg'} would overwrite the input" in result.stderr
     assert (photos / "a.jpg").read_bytes() == before
 
 

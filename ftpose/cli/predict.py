@@ -15,6 +15,7 @@ from ftpose.cli.options import (calibration_option, calibration_photos, load_pre
                                 weights_option)
 from ftpose.export import BACKENDS
 from ftpose.files import MAX_PIXELS, SAMPLE_PHOTO, InputError, PartialInputWarning
+from ftpose.outputs import Outputs, check_writable, meta_path, results_lock, write_results
 
 UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningless"
 
@@ -92,6 +93,15 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
     sources, errors = expand_inputs(inputs or [SAMPLE_PHOTO])
     for error in errors:
         click.echo(f"error: {error}", err=True)
+    outputs = Outputs(sources, out)
+    try:   # mistakes in where the outputs go are found before the compute
+        for folder in {out, None if json_path is None else json_path.parent} - {None}:
+            check_writable(folder)
+        if json_path is not None:
+            outputs.guard(json_path)
+            outputs.guard(meta_path(json_path))
+    except InputError as e:
+        raise click.ClickException(str(e)) from None
     if threads:
         import torch
 
@@ -103,17 +113,25 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
     predictor = load_predictor(model_name, weights, device=device, scales=scales, flip=flip,
                                batch_size=batch_size, backend=backend, calibration=photos)
 
-    run = _Run(predictor, out, save_maps, _numeric_ids(sources), echo=out is None and json_path is None,
+    run = _Run(predictor, outputs, save_maps, _numeric_ids(sources), echo=out is None and json_path is None,
                max_pixels=max_pixels, render_maps=render_maps)
-    with pipeline_threads(predictor.backend):
-        run.process(sources)
+    with contextlib.ExitStack() as locks:
+        try:
+            for written in (out, json_path):
+                if written is not None:
+                    locks.enter_context(results_lock(written))
+        except InputError as e:
+            raise click.ClickException(str(e)) from None
+        with pipeline_threads(predictor.backend):
+            run.process(sources)
+        kept = json_path is not None and not _write_json(json_path, run, predictor, model_name, weights)
     failed = len(errors) + run.failed
-    if json_path is not None:
-        _write_json(json_path, run, predictor, model_name, weights)
     summary = f"{run.images} image(s), {run.people} people"
     if out is not None:
         summary += f"; overlays in {out}"
-    if json_path is not None:
+    if kept:
+        summary += f"; nothing to write, {json_path} left as it was"
+    elif json_path is not None:
         summary += f"; results in {json_path}"
     if failed:
         summary += f"; {failed} input(s) failed"
@@ -144,11 +162,12 @@ class _Item:
 class _Run:
     """Processes the sources in order, writing overlays as it goes, collecting results."""
 
-    def __init__(self, predictor, out, save_maps: bool, numeric_ids: dict | None, echo: bool, max_pixels: int,
+    def __init__(self, predictor, outputs, save_maps: bool, numeric_ids: dict | None, echo: bool, max_pixels: int,
                  render_maps: bool = False):
         self.predictor = predictor
         self.max_pixels = max_pixels
-        self.out = out
+        self.outputs = outputs
+        self.out = outputs.root
         self.save_maps = save_maps
         self.render_maps = render_maps
         self.numeric_ids = numeric_ids
@@ -221,10 +240,10 @@ class _Run:
             if self.out is not None:
                 try:
                     if self.save_maps:
-                        _write_maps(self._output(item.source, ".maps.npz"), maps)
+                        _write_maps(self.outputs.path(item.source, ".maps.npz"), maps)
                     if self.render_maps:
                         self._write_panels(item, maps)
-                    write_image(self._output(item.source, ".jpg"), self._overlay(item.image, people))
+                    write_image(self.outputs.path(item.source, ".jpg"), self._overlay(item.image, people))
                 except OSError as e:
                     self._report(InputError(self.out, f"cannot write outputs ({e.strerror or e})"))
                 except InputError as e:
@@ -239,14 +258,7 @@ class _Run:
         for name, panel in map_panels(item.image, maps).items():
             if not self.predictor.trained:
                 draw_banner(panel, UNTRAINED_BANNER)
-            write_image(self._output(item.source, f".{name}.png"), panel)
-
-    def _output(self, source, suffix: str) -> Path:
-        """Where an output of ``source`` goes; never the input file itself."""
-        path = self.out / source.name.with_suffix(suffix)
-        if path.resolve() == source.path.resolve():
-            raise InputError(source.path, "its output would overwrite it; choose another --out")
-        return path
+            write_image(self.outputs.path(item.source, f".{name}.png"), panel)
 
     def _video(self, source) -> None:
         """Predict on every frame of a video, writing an annotated .mp4 beside the results."""
@@ -259,7 +271,7 @@ class _Run:
                 self._bar.refresh()
                 writer = None
                 if self.out is not None:
-                    writer = stack.enter_context(_video_writer(self._output(source, ".mp4"), reader.fps, reader.size))
+                    writer = stack.enter_context(_video_writer(self.outputs.path(source, ".mp4"), reader.fps, reader.size))
                 for frames in _chunks(reader, self.predictor.batch_size):
                     predictions = self._predict([image for _, image in frames])
                     for (index, image), (people, maps) in zip(frames, predictions):
@@ -267,7 +279,7 @@ class _Run:
                         if writer is not None:
                             writer.write(self._overlay(image, people))
                         if self.save_maps:
-                            _write_maps(self._output(source, ".maps") / f"{index:06d}.npz", maps)
+                            _write_maps(self.outputs.path(source, ".maps") / f"{index:06d}.npz", maps)
                         self._bar.update()
         except OSError as e:
             self._report(InputError(self.out, f"cannot write outputs ({e.strerror or e})"))
@@ -341,12 +353,9 @@ def _write_maps(path: Path, maps) -> None:
                             cell_size=np.array(maps.cell_size))
 
 
-def _write_json(path: Path, run: _Run, predictor, model_name: str, weights) -> None:
-    from ftpose.files import write_json
-
-    write_json(path, run.results)
+def _write_json(path: Path, run: _Run, predictor, model_name: str, weights) -> bool:
+    """The results and their meta file; False when nothing was processed and results already exist."""
     meta = {
-        "results": path.name,
         "model": getattr(predictor.network, "model_name", model_name),
         "weights": None if weights is None else str(weights),
         "trained": predictor.trained,
@@ -357,4 +366,4 @@ def _write_json(path: Path, run: _Run, predictor, model_name: str, weights) -> N
     }
     if not predictor.trained:
         meta["warning"] = "the network is untrained (random weights): these results are meaningless"
-    write_json(path.with_name(path.stem + ".meta.json"), meta, indent=1)
+    return write_results(path, run.results, meta, processed=run.images)
