@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ftpose.export import BACKENDS
-from ftpose.export.backends import create_backend
+from ftpose.export import BACKENDS, create_backend
 from ftpose.models import create_model
 
 

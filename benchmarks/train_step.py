@@ -19,8 +19,9 @@ import torch
 
 from ftpose.data import AugmentConfig, DataSpec, build_dataset
 from ftpose.models import create_model, parse_options
+from ftpose.network_input import normalize
 from ftpose.training.config import load_config
-from ftpose.training.engine import build_optimizer, normalize_images
+from ftpose.training.engine import build_optimizer
 from ftpose.training.loss import pose_loss
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -56,7 +57,7 @@ def main() -> None:
     for _ in range(WARMUP_STEPS + args.steps):
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-            outputs = model(normalize_images(batch["image"]))
+            outputs = model(normalize(batch["image"]))
         loss, _ = pose_loss(outputs, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

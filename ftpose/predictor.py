@@ -33,12 +33,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from ftpose.export.backends import create_backend
+from ftpose.export import create_backend
 from ftpose.keypoints import NUM_HEATMAPS, flip_maps
+from ftpose.network_input import NetworkInput, network_stride, normalize, prepare_network_input, shown_size
 
 INPUT_HEIGHT = 368
 """Network input height at scale 1.0 (the paper's test-time height)."""
@@ -50,17 +50,6 @@ leans towards enlarging, as OpenPose's (0.5, 1, 1.5, 2) does, because COCO's peo
 mostly smaller than the ~220 px (0.6 of the crop) the network is trained on.  Of the
 three 4-scale sets tried with a trained network (``benchmarks/predictor_settings.py``)
 it scored best, by less than the noise of the 40 test photos."""
-
-NETWORK_STRIDE = 8
-PAD_VALUE = 128
-
-MAX_INPUT_ASPECT = 4
-"""The network input is at most this many times as wide as it is high (1472 x 368 at
-scale 1).  A wider image, a panorama or a 1 x 5000 strip, is letterboxed: scaled down
-until its width fits and padded below, instead of being scaled to its height (which
-made a 1 x 5000 PNG a 368 x 1.8 million input needing 22 GB).  Height is fixed by the
-scale, so network memory is bounded whatever the image."""
-
 
 class UntrainedNetworkWarning(UserWarning):
     """The network has random weights: its maps, and so its people, are meaningless."""
@@ -110,15 +99,16 @@ class Predictor:
                  calibration: Sequence[np.ndarray] | None = None):
         if not scales or any(s <= 0 for s in scales):
             raise ValueError(f"scales must be positive numbers, got {tuple(scales)}")
-        if decode_stride is None:
-            decode_stride = NETWORK_STRIDE / max(1.0, max(scales))
-        if not 0 < decode_stride <= NETWORK_STRIDE:
-            raise ValueError(f"decode_stride must be in (0, {NETWORK_STRIDE}], got {decode_stride}")
         self.device = torch.device(device)
         if model is None:
             from ftpose.models import default_model
             model = default_model()
         self.network, self.trained = _build_network(model, weights)
+        self.stride = network_stride(self.network)
+        if decode_stride is None:
+            decode_stride = self.stride / max(1.0, max(scales))
+        if not 0 < decode_stride <= self.stride:
+            raise ValueError(f"decode_stride must be in (0, {self.stride}], got {decode_stride}")
         self.network.to(self.device).eval()
         self.backend = create_backend(backend, self.network, self.device, calibration=calibration)
         self.scales = tuple(float(s) for s in scales)
@@ -166,15 +156,15 @@ class Predictor:
         grids = [self._decode_grid(im.shape[0], im.shape[1]) for im in images]
         sums: list[list | None] = [None] * len(images)
         for scale in self.scales:
-            inputs = [prepare_network_input(im, round(scale * self.input_height)) for im in images]
+            inputs = [prepare_network_input(im, round(scale * self.input_height), self.stride) for im in images]
             for stages, index in self._run(inputs, run_network):
                 grid, shown = grids[index], inputs[index].shown
                 merged_stages = []
                 for heatmaps, pafs in stages:
                     maps = torch.cat([heatmaps, pafs], 1)
                     # grid cell -> network-input pixel at scale 1.0 -> at this scale -> map cell
-                    maps = _resample(maps, -2, grid.shape[0], self.decode_stride * shown[0] / grid.shown[0])
-                    maps = _resample(maps, -1, grid.shape[1], self.decode_stride * shown[1] / grid.shown[1])
+                    maps = _resample(maps, -2, grid.shape[0], self.decode_stride * shown[0] / grid.shown[0] / self.stride)
+                    maps = _resample(maps, -1, grid.shape[1], self.decode_stride * shown[1] / grid.shown[1] / self.stride)
                     merged_stages.append(maps.sum(0))  # the image and its mirror, with flip
                 sums[index] = merged_stages if sums[index] is None else [
                     total + merged for total, merged in zip(sums[index], merged_stages)]
@@ -194,13 +184,13 @@ class Predictor:
     # -- internals --------------------------------------------------------------------
 
     def _decode_grid(self, height: int, width: int) -> _DecodeGrid:
-        shown = _shown_size(height, width, self.input_height)
+        shown = shown_size(height, width, self.input_height)
         # rounded before the ceiling so that 368 / (8 / 1.5) gives 69 cells, not 70
         shape = tuple(math.ceil(round(n / self.decode_stride, 6)) for n in shown)
         cell_size = (self.decode_stride * width / shown[1], self.decode_stride * height / shown[0])
         return _DecodeGrid(shape, shown, cell_size)
 
-    def _run(self, inputs: list[_NetworkInput], run_network):
+    def _run(self, inputs: list[NetworkInput], run_network):
         """Yield ``([(heatmaps, pafs) per stage], input index)``, each map ``(1 or 2, C, h, w)`` (2 with flip)."""
         by_shape: dict[tuple[int, int], list[int]] = {}
         for index, item in enumerate(inputs):
@@ -209,7 +199,7 @@ class Predictor:
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start:start + self.batch_size]
                 batch = torch.from_numpy(np.stack([inputs[i].pixels for i in chunk])).to(self.device)
-                batch = batch.permute(0, 3, 1, 2).float().div_(256.0).sub_(0.5)
+                batch = normalize(batch.permute(0, 3, 1, 2))
                 if self.flip:
                     batch = torch.cat([batch, batch.flip(-1)])
                 stages = []
@@ -234,60 +224,25 @@ class _DecodeGrid:
     cell_size: tuple[float, float]      # image pixels per cell along (x, y)
 
 
-@dataclass
-class _NetworkInput:
-    pixels: np.ndarray          # (H8, W8, 3) uint8, padded to multiples of the stride
-    shown: tuple[int, int]      # (rows, cols) of it that show the image; the rest is padding
-
-
-def prepare_network_input(image: np.ndarray, height: int) -> _NetworkInput:
-    """Resize ``image`` to ``height`` rows (aspect kept) and pad it to multiples of 8.
-
-    An image wider than :data:`MAX_INPUT_ASPECT` is scaled to that width instead, and
-    fewer rows, with the rest padding.
-    """
-    rows, cols = _shown_size(image.shape[0], image.shape[1], height)
-    interpolation = cv2.INTER_AREA if rows < image.shape[0] else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (cols, rows), interpolation=interpolation)
-    padded_rows = -(-rows // NETWORK_STRIDE) * NETWORK_STRIDE
-    padded_cols = -(-cols // NETWORK_STRIDE) * NETWORK_STRIDE
-    pixels = cv2.copyMakeBorder(resized, 0, padded_rows - rows, 0, padded_cols - cols,
-                                cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
-    return _NetworkInput(pixels, (rows, cols))
-
-
-def _shown_size(height: int, width: int, input_height: int) -> tuple[int, int]:
-    """``(rows, cols)`` of an image resized to ``input_height`` rows, aspect kept.
-
-    The width is capped at ``MAX_INPUT_ASPECT * input_height`` (the rows then shrink in
-    proportion), so no image makes an input larger than that.
-    """
-    rows = max(1, int(input_height))
-    max_cols = MAX_INPUT_ASPECT * rows
-    if width * rows > max_cols * height:   # letterboxed: the width fits, the rows follow
-        return max(1, round(height * max_cols / width)), max_cols
-    return rows, max(1, round(width * rows / height))
-
-
-def _resample(maps: torch.Tensor, axis: int, size_out: int, input_pixels_per_cell: float) -> torch.Tensor:
+def _resample(maps: torch.Tensor, axis: int, size_out: int, map_cells_per_cell: float) -> torch.Tensor:
     """Resample ``maps`` along ``axis`` (-2 rows, -1 columns) onto ``size_out`` grid cells."""
     size_in = maps.shape[axis]
-    if size_out == size_in and input_pixels_per_cell == NETWORK_STRIDE:
+    if size_out == size_in and map_cells_per_cell == 1:
         return maps   # the grid is the network's own
-    matrix = _resampling_matrix(size_out, size_in, input_pixels_per_cell).to(maps)
+    matrix = _resampling_matrix(size_out, size_in, map_cells_per_cell).to(maps)
     return matrix @ maps if axis == -2 else maps @ matrix.T
 
 
 @functools.lru_cache(maxsize=64)
-def _resampling_matrix(size_out: int, size_in: int, input_pixels_per_cell: float) -> torch.Tensor:
-    """``(size_out, size_in)`` cubic interpolation weights from a stride-8 map to a grid.
+def _resampling_matrix(size_out: int, size_in: int, map_cells_per_cell: float) -> torch.Tensor:
+    """``(size_out, size_in)`` cubic interpolation weights from a network's map to a grid.
 
-    Output cell ``i`` covers ``input_pixels_per_cell`` network-input pixels, so its
-    centre is input pixel ``(i + 0.5) * input_pixels_per_cell - 0.5`` and map cell
-    ``(i + 0.5) * input_pixels_per_cell / 8 - 0.5``.  Taps past the map's edge are
-    clamped to it (edge replication), as ``cv2.resize`` does.
+    Output cell ``i`` covers ``map_cells_per_cell`` map cells (its network-input pixels
+    over the network's stride), so its centre is map cell
+    ``(i + 0.5) * map_cells_per_cell - 0.5``.  Taps past the map's edge are clamped to
+    it (edge replication), as ``cv2.resize`` does.
     """
-    position = (np.arange(size_out) + 0.5) * (input_pixels_per_cell / NETWORK_STRIDE) - 0.5
+    position = (np.arange(size_out) + 0.5) * map_cells_per_cell - 0.5
     base = np.floor(position)
     weights = np.zeros((size_out, size_in))
     rows = np.arange(size_out)

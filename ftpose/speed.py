@@ -79,6 +79,7 @@ def grouping_scene(num_people: int, height: int = 368, width: int = 432) -> tupl
     Up to five people share a row; rows split the height.  Every joint and limb is
     there, as on a trained network's maps of people in full view.
     """
+    from ftpose.network_input import STRIDE
     from ftpose.targets import encode
 
     per_row = min(num_people, 5)
@@ -90,7 +91,7 @@ def grouping_scene(num_people: int, height: int = 368, width: int = 432) -> tupl
         x0 = (col + 0.5) * width / per_row
         y0 = row * height / rows + 0.05 * height / rows
         keypoints.append([(x0 + dx * person_height, y0 + dy * person_height, 2.0) for dx, dy in UPRIGHT_PERSON])
-    return encode(np.array(keypoints), height, width, stride=8)
+    return encode(np.array(keypoints), height, width, stride=STRIDE)
 
 
 def time_grouping(num_people: int, repeats: int = 200, params=None) -> dict:
@@ -158,13 +159,13 @@ def run_pipeline(predictor, image: np.ndarray, read_seconds: float, reference=No
 
 
 def _staged(predictor, image: np.ndarray, read_seconds: float, reference):
-    from ftpose.predictor import prepare_network_input
+    from ftpose.network_input import normalize, prepare_network_input
     from ftpose.visualize import draw_people
 
     start = time.perf_counter()
     for scale in predictor.scales:
-        pixels = prepare_network_input(image, round(scale * predictor.input_height)).pixels
-        torch.from_numpy(pixels[None]).permute(0, 3, 1, 2).float().div_(256.0).sub_(0.5)
+        pixels = prepare_network_input(image, round(scale * predictor.input_height), predictor.stride).pixels
+        normalize(torch.from_numpy(pixels[None]).permute(0, 3, 1, 2))
     preprocess = time.perf_counter() - start
     backend = predictor.backend
     backend.seconds = 0.0
@@ -283,7 +284,7 @@ def peak_memory_mb(model: str, backend: str | None, input_size: tuple[int, int],
 def _peak_memory_child(model, backend, input_size, threads, calibration) -> float:
     import warnings
 
-    from ftpose.export.backends import create_backend
+    from ftpose.export import create_backend
     from ftpose.predictor import Predictor, UntrainedNetworkWarning
 
     torch.set_num_threads(threads)

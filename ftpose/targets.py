@@ -27,11 +27,12 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ftpose.keypoints import LIMBS, NUM_HEATMAPS, NUM_LIMBS, NUM_PAFS, NUM_PARTS
+from ftpose.network_input import STRIDE
 
 _LIMB_ENDS = np.array(LIMBS)  # (19, 2) joint indices of each limb
 
 
-def map_size(height: int, width: int, stride: int = 8) -> tuple[int, int]:
+def map_size(height: int, width: int, stride: int = STRIDE) -> tuple[int, int]:
     """The ``(h, w)`` of the maps for a ``height x width`` image (rounded up)."""
     return -(-int(height) // stride), -(-int(width) // stride)
 
@@ -41,7 +42,7 @@ def cell_centres(size: int, stride: int) -> np.ndarray:
     return (np.arange(size, dtype=np.float32) + 0.5) * stride - 0.5
 
 
-def encode(keypoints: np.ndarray, height: int, width: int, stride: int = 8,
+def encode(keypoints: np.ndarray, height: int, width: int, stride: int = STRIDE,
            sigma: float = 7.0, paf_width: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps ``(19, h, w)`` and PAFs ``(38, h, w)`` (float32) for one image.
 
@@ -145,7 +146,7 @@ def ignore_mask(annotations: list[dict], height: int, width: int) -> np.ndarray:
     return mask
 
 
-def downsample_mask(mask: np.ndarray, stride: int = 8) -> np.ndarray:
+def downsample_mask(mask: np.ndarray, stride: int = STRIDE) -> np.ndarray:
     """The fraction of each stride-``stride`` cell that ``mask`` covers, ``(h, w)`` float32.
 
     Cells past the image edge count the missing pixels as uncovered.  The loss weight

@@ -20,13 +20,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ftpose.export.backends import (BackendUnavailableError, OnnxRuntimeBackend, OpenVinoBackend, create_backend,
-                                    onnx_cache_dir, pipeline_threads, weights_digest)
-from ftpose.export.onnx import network_input
+from ftpose.export import create_backend
+from ftpose.export.backends import (BackendUnavailableError, OnnxRuntimeBackend, OpenVinoBackend, onnx_cache_dir,
+                                    pipeline_threads, weights_digest)
 from ftpose.files import SAMPLE_PHOTO, read_image
 from ftpose.keypoints import NUM_HEATMAPS
 from ftpose.models import create_model
-from ftpose.predictor import Predictor, UntrainedNetworkWarning, prepare_network_input
+from ftpose.network_input import network_batch, prepare_network_input
+from ftpose.predictor import Predictor, UntrainedNetworkWarning
 from ftpose.speed import grouping_scene
 
 # OpenVINO is an optional extra; with it installed, its backends are tested like the others
@@ -79,7 +80,7 @@ class PlantedPeople(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def reference_maps(photo):
-    x = torch.from_numpy(network_input([prepare_network_input(photo, INPUT_HEIGHT).pixels]))
+    x = torch.from_numpy(network_batch([prepare_network_input(photo, INPUT_HEIGHT).pixels]))
     with torch.inference_mode():
         return x, [m.numpy() for m in tiny_ftnet()(x)[-1]]
 
@@ -160,7 +161,7 @@ def test_predict_calibrates_int8_on_the_photos_it_is_given(tmp_path, photo):
 def test_batches_and_sizes_of_an_exported_network(backend, photo):
     run = create_backend(backend, tiny_ftnet())
     pixels = prepare_network_input(photo, 96).pixels
-    heatmaps, pafs = run(torch.from_numpy(network_input([pixels, pixels[:, ::-1]])))
+    heatmaps, pafs = run(torch.from_numpy(network_batch([pixels, pixels[:, ::-1]])))
     assert heatmaps.shape == (2, 19, 12, 19) and pafs.shape == (2, 38, 12, 19)
 
 

@@ -19,7 +19,8 @@ from ftpose.downloads import WeightsUnavailableError
 from ftpose.files import read_image
 from ftpose.keypoints import COCO17, LIMBS, NETWORK, convert
 from ftpose.models import create_model
-from ftpose.predictor import Predictor, prepare_network_input
+from ftpose.network_input import prepare_network_input
+from ftpose.predictor import Predictor
 from ftpose.targets import encode
 
 torch.set_num_threads(2)

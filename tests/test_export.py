@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from ftpose.cli import main
 from ftpose.export.onnx import (INPUT_NAME, OUTPUT_NAMES, SAMPLE_PHOTO, TOLERANCE, ExportError, FinalMaps,
-                                export_onnx, network_input, read_metadata)
+                                export_onnx, read_metadata)
 from ftpose.export.quantize import calibration_inputs, quantize_int8
 from ftpose.files import InputError, read_image
 from ftpose.models import create_model
-from ftpose.predictor import prepare_network_input
+from ftpose.network_input import network_batch, prepare_network_input
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_export_is_verified_on_real_photos_at_two_sizes(exported):
 
 def test_dynamic_graph_matches_pytorch_on_another_photo_and_size(exported, tiny_ftnet, shared_data):
     image = read_image(shared_data / "people" / "ultralytics__zidane.jpg")
-    x = network_input([prepare_network_input(image, 200).pixels])       # 200 x 360: a size never traced
+    x = network_batch([prepare_network_input(image, 200).pixels])       # 200 x 360: a size never traced
     heatmaps, pafs = onnx_maps(exported.path, x)
     with torch.inference_mode():
         expected = tiny_ftnet(torch.from_numpy(x))[-1]

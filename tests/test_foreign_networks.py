@@ -22,7 +22,8 @@ from ftpose.files import InputError, read_image
 from ftpose.keypoints import COCO17, LIMBS, NETWORK, convert
 from ftpose.models import create_model, foreign
 from ftpose.models.foreign import CMU_PAF_CHANNELS, OpenPoseLayoutNetwork, load_network_file
-from ftpose.predictor import Predictor, prepare_network_input
+from ftpose.network_input import prepare_network_input
+from ftpose.predictor import Predictor
 from ftpose.targets import encode
 
 torch.set_num_threads(2)

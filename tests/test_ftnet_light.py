@@ -9,7 +9,7 @@ from ftpose.export.onnx import export_onnx
 from ftpose.files import SAMPLE_PHOTO, read_image
 from ftpose.models import create_model
 from ftpose.models.foreign import load_network_file
-from ftpose.predictor import prepare_network_input
+from ftpose.network_input import prepare_network_input
 
 torch.set_num_threads(2)
 

@@ -35,7 +35,7 @@ from click.testing import CliRunner
 import marker_network  # noqa: F401  (registers the test-marker model)
 from ftpose.cli import main
 from ftpose.files import MAX_PIXELS, SAMPLE_PHOTO, InputError, read_image
-from ftpose.predictor import MAX_INPUT_ASPECT, prepare_network_input
+from ftpose.network_input import MAX_INPUT_ASPECT, prepare_network_input
 
 REPO = Path(__file__).resolve().parents[1]
 

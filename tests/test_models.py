@@ -185,12 +185,11 @@ def test_transfer_carries_limb_features_into_the_joint_branch():
 def test_fast_max_pool_gives_exactly_the_reference_pool():
     from ftpose.models.vgg import MaxPool2x2
 
-    from ftpose.export.onnx import network_input
     from ftpose.files import SAMPLE_PHOTO, read_image
-    from ftpose.predictor import prepare_network_input
+    from ftpose.network_input import network_batch, prepare_network_input
 
     backbone = create_model("ftnet").backbone.eval()
-    x = torch.from_numpy(network_input([prepare_network_input(read_image(SAMPLE_PHOTO), 128).pixels]))
+    x = torch.from_numpy(network_batch([prepare_network_input(read_image(SAMPLE_PHOTO), 128).pixels]))
     with torch.inference_mode():
         relu1_2 = x
         for layer in list(backbone)[:4]:   # conv1_1, relu, conv1_2, relu: activations of a photo, ties at 0

@@ -10,7 +10,7 @@ import click
 
 from ftpose.cli.info import parse_input_size
 from ftpose.cli.options import calibration_option, read_photos
-from ftpose.export import BACKENDS, PRECISION
+from ftpose.export import BACKENDS, backend_spec
 from ftpose.files import SAMPLE_PHOTO, InputError
 from ftpose.speed import NATIVE_BACKEND
 
@@ -104,7 +104,7 @@ class _Bench:
         from ftpose import speed
 
         # None: the int8 backends calibrate on their default, the bundled sample photo
-        int8 = any(PRECISION[b] == "int8" for b in self.backends)
+        int8 = any(backend_spec(b).precision == "int8" for b in self.backends)
         photos = read_photos(self.calibration_paths) if int8 and self.calibration_paths else None
         result = {"machine": speed.machine(), "device": str(self.device), "input": list(self.size),
                   "runs": self.runs, "warmup": self.warmup, "models": {}}
@@ -163,7 +163,7 @@ class _Bench:
     def _predictor(self, model: str, backend: str, photos):
         import torch
 
-        from ftpose.export.backends import create_backend
+        from ftpose.export import create_backend
         from ftpose.predictor import Predictor, UntrainedNetworkWarning
         from ftpose.speed import TimedBackend, is_foreign, model_source
 
@@ -182,10 +182,10 @@ class _Bench:
         import torch
 
         from ftpose import speed
-        from ftpose.export.onnx import network_input
+        from ftpose.network_input import network_batch
 
         height, width = self.size
-        x = torch.from_numpy(network_input([cv2.resize(image, (width, height))])).to(self.device)
+        x = torch.from_numpy(network_batch([cv2.resize(image, (width, height))])).to(self.device)
         runners = {key: predictor.backend.backend for key, predictor in predictors.items()}
         _status(f"timing the networks: {self.runs} interleaved round(s) of {len(runners)}")
         times = speed.interleaved(runners, x, self.runs, self.warmup, self.synchronize)
@@ -194,7 +194,7 @@ class _Bench:
             entry = result["models"][model]
             timing = speed.summarize_times(seconds)
             median_s = timing["median_ms"] / 1e3
-            precision = PRECISION.get(backend, "as stored")
+            precision = backend_spec(backend).precision if backend in BACKENDS else "as stored"
             peak = speed.FP32_PEAK_GMACS_PER_CORE * cores * speed.PEAK_FACTOR.get(precision, 1)
             counted = entry["macs"] is not None and self.device.type == "cpu"
             gmacs = entry["macs"] / median_s / 1e9 if entry["macs"] is not None else None

@@ -51,11 +51,11 @@ def read_photos(paths) -> list:
 
 def calibration_photos(paths, backends) -> list | None:
     """The photos of ``--calibration`` (None: the backend's default), refused for backends that are not int8."""
-    from ftpose.export import PRECISION
+    from ftpose.export import backend_spec
 
     if not paths:
         return None
-    if not any(PRECISION[b] == "int8" for b in backends):
+    if not any(backend_spec(b).precision == "int8" for b in backends):
         raise click.UsageError("--calibration is for the int8 backends (e.g. --backend onnxruntime-int8)")
     return read_photos(paths)
 

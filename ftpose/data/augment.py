@@ -16,8 +16,7 @@ import cv2
 import numpy as np
 
 from ftpose.keypoints import NETWORK
-
-PAD_VALUE = 128  # grey, 0.0 after the network's /256 - 0.5
+from ftpose.network_input import PAD_VALUE
 
 
 @dataclass(frozen=True)

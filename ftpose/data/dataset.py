@@ -16,9 +16,8 @@ import torch
 from ftpose.data.annotations import AnnotatedImage, annotated_limbs
 from ftpose.data.augment import AugmentConfig, CropTransform, crop_transform
 from ftpose.files import read_image
+from ftpose.network_input import STRIDE
 from ftpose.targets import downsample_mask, encode, ignore_mask
-
-STRIDE = 8
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from ftpose.data import AugmentConfig, MixedDataset, Sample, crop_transform
-from ftpose.data.augment import PAD_VALUE
-from ftpose.data.dataset import STRIDE, channel_weights
+from ftpose.data.dataset import channel_weights
 from ftpose.evaluation.coco import load_coco_annotations
 from ftpose.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, InputError, read_image, write_image
+from ftpose.network_input import PAD_VALUE, STRIDE, network_stride
 from ftpose.targets import ignore_mask
 
 
@@ -228,7 +228,8 @@ def soft_labeller(teacher, crop_size: int, scales=(1.0,), flip: bool = False):
 
     if list(scales) == [1.0] and not flip:
         return teacher.maps
-    predictor = Predictor(teacher, scales=scales, flip=flip, input_height=crop_size, decode_stride=8)
+    predictor = Predictor(teacher, scales=scales, flip=flip, input_height=crop_size,
+                          decode_stride=network_stride(teacher))
 
     def label(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         maps = predictor.maps(image)

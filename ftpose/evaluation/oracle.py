@@ -13,10 +13,11 @@ import numpy as np
 from ftpose.evaluation.coco import load_coco_annotations
 from ftpose.grouping import GroupingParams, People, decode
 from ftpose.keypoints import COCO17, NETWORK, convert
+from ftpose.network_input import STRIDE
 from ftpose.targets import encode
 
 
-def oracle_people(keypoints: np.ndarray, height: int, width: int, stride: int = 8,
+def oracle_people(keypoints: np.ndarray, height: int, width: int, stride: int = STRIDE,
                   upsample: bool = False, params: GroupingParams | None = None) -> People:
     """Encode ``(N, 18, 3)`` network-layout keypoints and decode them again, in image pixels.
 
@@ -36,7 +37,7 @@ def _resize(maps: np.ndarray, factor: int) -> np.ndarray:
     return resized.reshape(h * factor, w * factor, -1).transpose(2, 0, 1)
 
 
-def oracle_results(ann, stride: int = 8, upsample: bool = False,
+def oracle_results(ann, stride: int = STRIDE, upsample: bool = False,
                    params: GroupingParams | None = None) -> list[dict]:
     """COCO keypoint results decoded from maps rendered from the annotations ``ann``.
 

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ftpose.export import BACKENDS, PRECISION, BackendUnavailableError
+from ftpose.export import BackendUnavailableError
+from ftpose.export.registry import BackendSpec
 
 
 class TorchBackend:
@@ -152,45 +153,54 @@ def import_openvino(backend: str):
     return openvino
 
 
-def create_backend(name: str, network: nn.Module, device="cpu", threads: int | None = None,
-                   calibration: Sequence[np.ndarray] | None = None):
-    """The backend ``name`` (one of :data:`BACKENDS`) running ``network``.
+# -- factories named by the registry (ftpose.export.registry): (spec, network, device, threads, calibration)
 
-    ``calibration``: BGR uint8 photos for the int8 backends (default: the bundled
-    sample photo; calibrate on photos like yours for best results).
-    """
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
-    device = torch.device(device)
-    if name in ("torch", "torch-bf16"):
-        return TorchBackend(network, bf16=name == "torch-bf16")
-    openvino = name.startswith("openvino")
-    if openvino:
-        if device.type != "cpu":
-            raise BackendUnavailableError(f"backend {name!r} runs on the CPU; on a GPU use 'tensorrt' or "
-                                          "'onnxruntime'")
-        import_openvino(name)   # before the export and calibration, which take a while
-    graph = cached_onnx(network)
-    if PRECISION[name] == "int8":
-        if device.type != "cpu":
-            raise BackendUnavailableError(f"backend {name!r} runs on the CPU; on a GPU use 'tensorrt'")
-        graph = cached_int8(graph, calibration)
-    if openvino:
-        return OpenVinoBackend(graph, "bf16" if PRECISION[name] == "bf16" else "f32", threads, name)
-    if name.startswith("onnxruntime"):
-        return OnnxRuntimeBackend(graph, execution_providers(device), threads, name)
+def torch_backend(spec: BackendSpec, network: nn.Module, device: torch.device, threads: int | None,
+                  calibration: Sequence[np.ndarray] | None) -> TorchBackend:
+    return TorchBackend(network, bf16=spec.precision == "bf16")
+
+
+def onnxruntime_backend(spec: BackendSpec, network: nn.Module, device: torch.device, threads: int | None,
+                        calibration: Sequence[np.ndarray] | None) -> OnnxRuntimeBackend:
+    graph = _graph(spec, network, device, calibration)
+    return OnnxRuntimeBackend(graph, execution_providers(device), threads, spec.name)
+
+
+def openvino_backend(spec: BackendSpec, network: nn.Module, device: torch.device, threads: int | None,
+                     calibration: Sequence[np.ndarray] | None) -> OpenVinoBackend:
+    if device.type != "cpu":
+        raise BackendUnavailableError(f"backend {spec.name!r} runs on the CPU; on a GPU use 'tensorrt' or "
+                                      "'onnxruntime'")
+    import_openvino(spec.name)   # before the export and calibration, which take a while
+    graph = _graph(spec, network, device, calibration)
+    return OpenVinoBackend(graph, "bf16" if spec.precision == "bf16" else "f32", threads, spec.name)
+
+
+def tensorrt_backend(spec: BackendSpec, network: nn.Module, device: torch.device, threads: int | None,
+                     calibration: Sequence[np.ndarray] | None) -> OnnxRuntimeBackend:
     if device.type != "cuda":
-        raise BackendUnavailableError("backend 'tensorrt' needs an NVIDIA GPU: pass device cuda (or cuda:N)")
-    index = device.index or 0
+        raise BackendUnavailableError(f"backend {spec.name!r} needs an NVIDIA GPU: pass device cuda (or cuda:N)")
+    graph = _graph(spec, network, device, calibration)
     engines = graph.parent / "tensorrt"
     engines.mkdir(parents=True, exist_ok=True)
     # one engine for every input up to 8 x 1024 x 1024 (no rebuild per image size), tuned for one
     # 4:3 frame at the default height; engines are cached on disk, the first build takes minutes
     tensorrt = ("TensorrtExecutionProvider", {
-        "device_id": index, "trt_fp16_enable": True, "trt_engine_cache_enable": True,
+        "device_id": device.index or 0, "trt_fp16_enable": True, "trt_engine_cache_enable": True,
         "trt_engine_cache_path": str(engines), "trt_profile_min_shapes": "image:1x3x64x64",
         "trt_profile_opt_shapes": "image:1x3x368x496", "trt_profile_max_shapes": "image:8x3x1024x1024"})
-    return OnnxRuntimeBackend(graph, [tensorrt, *execution_providers(device)], threads, name)
+    return OnnxRuntimeBackend(graph, [tensorrt, *execution_providers(device)], threads, spec.name)
+
+
+def _graph(spec: BackendSpec, network: nn.Module, device: torch.device,
+           calibration: Sequence[np.ndarray] | None) -> Path:
+    """The cached ONNX graph a backend runs: fp32, or calibrated int8 (CPU only) for int8 backends."""
+    graph = cached_onnx(network)
+    if spec.precision == "int8":
+        if device.type != "cpu":
+            raise BackendUnavailableError(f"backend {spec.name!r} runs on the CPU; on a GPU use 'tensorrt'")
+        graph = cached_int8(graph, calibration)
+    return graph
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from ftpose.files import SAMPLE_PHOTO, InputError, atomic_path
+from ftpose.network_input import network_batch, network_stride, prepare_network_input
 
 OPSET = 18
 INPUT_NAME = "image"
@@ -105,7 +106,7 @@ def export_onnx(network: nn.Module, path, input_size: tuple[int, int] = (368, 43
     if opset < 17:
         raise ValueError(f"opset must be 17 or newer, got {opset}")
     height, width = input_size
-    stride = getattr(network, "stride", 8)
+    stride = network_stride(network)
     if height % stride or width % stride or min(height, width) <= 0:
         raise ValueError(f"input size must be positive multiples of {stride}, got {height}x{width}")
     module = FinalMaps(_cpu_fp32_copy(network)).eval()
@@ -142,8 +143,6 @@ def verify_onnx(path, network: nn.Module, photos: Sequence[np.ndarray] | None = 
     """
     import onnxruntime as ort
 
-    from ftpose.predictor import prepare_network_input
-
     network = network if isinstance(network, FinalMaps) else FinalMaps(network)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     if photos is None:
@@ -156,22 +155,17 @@ def verify_onnx(path, network: nn.Module, photos: Sequence[np.ndarray] | None = 
         label = f"photo {i + 1}"
         inputs = [(label, [cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)])]
         if dynamic:
-            pixels = prepare_network_input(photo, max(8, round(0.75 * height))).pixels
+            stride = network_stride(network.network)
+            pixels = prepare_network_input(photo, max(stride, round(0.75 * height)), stride).pixels
             inputs.append((f"{label} + mirror", [pixels, pixels[:, ::-1]]))
         for name, images in inputs:
-            x = network_input(images)
+            x = network_batch(images)
             onnx_maps = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
             with torch.inference_mode():
                 torch_maps = network(torch.from_numpy(x))
             diffs = [float(np.abs(a - b.numpy()).max()) for a, b in zip(onnx_maps, torch_maps)]
             checks.append(Check(name, x.shape, *diffs))
     return checks
-
-
-def network_input(images: Sequence[np.ndarray]) -> np.ndarray:
-    """BGR uint8 images of one size -> the network's ``(B, 3, H, W)`` float32 ``pixels / 256 - 0.5``."""
-    batch = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32)
-    return batch / np.float32(256.0) - np.float32(0.5)
 
 
 def read_metadata(path) -> dict[str, str]:

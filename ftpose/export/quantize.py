@@ -18,8 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ftpose.export.onnx import INPUT_NAME, OUTPUT_NAMES, network_input
+from ftpose.export.onnx import INPUT_NAME, OUTPUT_NAMES
 from ftpose.files import atomic_path
+from ftpose.network_input import PAD_VALUE, network_batch, prepare_network_input
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 
@@ -32,17 +33,15 @@ def calibration_inputs(photos: Iterable[np.ndarray], heights: Sequence[int] = (3
     or, with ``size`` ``(H, W)``, fitted inside it and padded to exactly that size, which
     the ``percentile`` and ``entropy`` methods need (they histogram whole tensors).
     """
-    from ftpose.predictor import PAD_VALUE, prepare_network_input
-
     if size is None:
-        return [network_input([prepare_network_input(photo, height).pixels]) for photo in photos for height in heights]
+        return [network_batch([prepare_network_input(photo, height).pixels]) for photo in photos for height in heights]
     inputs = []
     for photo in photos:
         scale = min(size[0] / photo.shape[0], size[1] / photo.shape[1])
         rows, cols = max(1, round(photo.shape[0] * scale)), max(1, round(photo.shape[1] * scale))
         canvas = np.full((*size, 3), PAD_VALUE, np.uint8)
         canvas[:rows, :cols] = cv2.resize(photo, (cols, rows), interpolation=cv2.INTER_AREA)
-        inputs.append(network_input([canvas]))
+        inputs.append(network_batch([canvas]))
     return inputs
 
 

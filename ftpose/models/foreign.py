@@ -34,6 +34,7 @@ from ftpose.downloads import SdistMember, WeightsUnavailableError, cached_sdist_
 from ftpose.files import InputError
 from ftpose.keypoints import NUM_HEATMAPS, NUM_PAFS
 from ftpose.models.registry import register_model
+from ftpose.network_input import STRIDE, check_network_input, denormalize, normalize
 
 NETWORK_FILE_SUFFIXES = (".xml", ".onnx", ".pb")
 """Files :func:`load_network_file` opens: OpenVINO IR, ONNX, frozen TensorFlow graph."""
@@ -73,7 +74,7 @@ class OpenPoseLayoutNetwork(nn.Module):
     uses it, so the module can be handed to data-loader workers.
     """
 
-    stride = 8
+    stride = STRIDE   # the OpenPose layout
     pretrained = True  # a trained network: the predictor draws its people without a warning
 
     def __init__(self, path, convention: Convention = OPENPOSE_CONVENTION, threads: int | None = None):
@@ -98,12 +99,10 @@ class OpenPoseLayoutNetwork(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        from ftpose.models.vgg import check_input
-
-        check_input(x)
+        check_network_input(x, self.stride)
         batch = x.detach().float().cpu()
         if self.convention.raw_bgr:
-            batch = (batch + 0.5) * 256.0
+            batch = denormalize(batch)
         heatmaps, pafs = self._run(batch.contiguous().numpy())
         return [(torch.from_numpy(heatmaps).to(x.device), torch.from_numpy(pafs).to(x.device))]
 
@@ -113,7 +112,7 @@ class OpenPoseLayoutNetwork(nn.Module):
         single = images.ndim == 3
         batch = (images[None] if single else images).transpose(0, 3, 1, 2).astype(np.float32)
         if not self.convention.raw_bgr:
-            batch = batch / 256.0 - 0.5
+            batch = normalize(batch)
         heatmaps, pafs = self._run(np.ascontiguousarray(batch))
         return (heatmaps[0], pafs[0]) if single else (heatmaps, pafs)
 

@@ -128,7 +128,7 @@ class FTNet(nn.Module):
     and PAFs ``(B,38,H/8,W/8)``; a single pair when ``refinement=False``.
     """
 
-    stride = 8
+    stride = VGGBackbone.stride
 
     def __init__(self, transfer_from: str | None = "conv4", refinement: bool = True,
                  width_mult: float = 1.0, pretrained_backbone: bool = False):

@@ -47,7 +47,8 @@ from ftpose.keypoints import NUM_HEATMAPS, NUM_PAFS
 from ftpose.models.ftnet import TRANSFER_LAYERS
 from ftpose.models.openpose import DetectionBranch
 from ftpose.models.registry import register_model
-from ftpose.models.vgg import check_input, init_conv
+from ftpose.models.vgg import init_conv
+from ftpose.network_input import PIXEL_OFFSET, PIXEL_SCALE, check_network_input
 
 # (name, input channels, output channels, depthwise stride, depthwise dilation) of the
 # depthwise-separable layers after conv1 (3x3/32, stride 2).
@@ -197,7 +198,7 @@ class FTNetLight(nn.Module):
     ``[(heatmaps_1, pafs_1), (heatmaps_2, pafs_2)]`` (one pair without refinement).
     """
 
-    stride = 8
+    stride = 8   # conv1, conv2_2 and conv3_2 stride 2
 
     def __init__(self, transfer_from: str | None = "conv4", refinement: bool = True, transfer_width: int = 64):
         super().__init__()
@@ -223,7 +224,7 @@ class FTNetLight(nn.Module):
         self.refinement = LightRefinement(NUM_HEATMAPS + NUM_PAFS + features) if refinement else None
 
     def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        check_input(x)
+        check_network_input(x, self.stride)
         features = self.backbone(x)
         joint_branch, limb_branch = self.branches["joint"], self.branches["limb"]
         joint = limb = features
@@ -275,7 +276,7 @@ def init_from_lightweight_openpose(model: FTNetLight, path) -> None:
     backbone = model.backbone
     # conv1 sees ftpose's y = p/256 - 0.5; the IR's conv1 saw u = p * scale + shift = a * y + b
     load(backbone.conv1, "conv1")
-    a, b = np.float32(256.0) * scale, np.float32(128.0) * scale + shift
+    a, b = np.float32(PIXEL_SCALE) * scale, np.float32(PIXEL_SCALE * PIXEL_OFFSET) * scale + shift
     with torch.no_grad():
         weight = backbone.conv1.weight
         backbone.conv1.bias += (weight * torch.from_numpy(b).view(1, 3, 1, 1)).sum((1, 2, 3))

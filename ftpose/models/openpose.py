@@ -98,7 +98,7 @@ class OpenPose(nn.Module):
     one ``(heatmaps (B,19,H/8,W/8), pafs (B,38,H/8,W/8))`` pair per stage, the final last.
     """
 
-    stride = 8
+    stride = VGGBackbone.stride
 
     def __init__(self, stages: int = 6, width_mult: float = 1.0, pretrained_backbone: bool = False):
         super().__init__()

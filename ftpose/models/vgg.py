@@ -32,8 +32,7 @@ import torch
 from torch import nn
 
 from ftpose.downloads import SdistMember, WeightsUnavailableError, cache_dir, cached_sdist_file  # noqa: F401
-
-STRIDE = 8
+from ftpose.network_input import PIXEL_OFFSET, PIXEL_SCALE, check_network_input
 
 # (name, output channels); "pool" marks a 2x2 max-pool.
 VGG19_LAYERS = (
@@ -70,16 +69,6 @@ def init_conv(conv: nn.Conv2d) -> nn.Conv2d:
     return conv
 
 
-def check_input(x: torch.Tensor) -> None:
-    """Raise ``ValueError`` unless ``x`` is a ``(B, 3, H, W)`` batch with H, W multiples of 8."""
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected an input of shape (B, 3, H, W), got {tuple(x.shape)}")
-    height, width = x.shape[-2:]
-    if height % STRIDE or width % STRIDE:
-        raise ValueError(f"input height and width must be multiples of {STRIDE}, got {height}x{width} "
-                         f"(pad the image with value 128 before normalising)")
-
-
 class MaxPool2x2(nn.MaxPool2d):
     """2x2/2 max-pool with a faster CPU path for inference.
 
@@ -111,6 +100,8 @@ class VGGBackbone(nn.Sequential):
     (``conv3_4``, ``relu3_4``, ``pool3``, ``conv4_4_cpm`` …).
     """
 
+    stride = 8   # three 2x2 max-pools
+
     def __init__(self, width_mult: float = 1.0):
         layers = OrderedDict()
         channels = 3
@@ -127,7 +118,7 @@ class VGGBackbone(nn.Sequential):
         self.out_channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x)
+        check_network_input(x, self.stride)
         return super().forward(x)
 
     @torch.no_grad()
@@ -162,8 +153,8 @@ def fold_input_normalisation(weight: torch.Tensor, bias: torch.Tensor) -> tuple[
     """
     mean = torch.tensor(IMAGENET_RGB_MEAN, dtype=torch.float64)
     std = torch.tensor(IMAGENET_RGB_STD, dtype=torch.float64)
-    scale = 256.0 / 255.0 / std
-    shift = (128.0 / 255.0 - mean) / std
+    scale = PIXEL_SCALE / 255.0 / std
+    shift = (PIXEL_SCALE * PIXEL_OFFSET / 255.0 - mean) / std
     w = weight.double()
     new_weight = (w * scale.view(1, 3, 1, 1)).flip(1)  # RGB -> BGR
     new_bias = bias.double() + (w.sum((2, 3)) * shift).sum(1)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ftpose.data import BatchStream, DataSpec, build_dataset
 from ftpose.data.preview import draw_sample
 from ftpose.files import InputError, atomic_write, write_image
+from ftpose.network_input import normalize
 from ftpose.training.checkpoint import (BEST, checkpoint_path, list_checkpoints, load_checkpoint,
                                         prune_checkpoints, restore_rng_state, rng_state, save_checkpoint)
 from ftpose.training.config import TrainConfig, save_config
@@ -66,11 +67,6 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     if o.name == "adam":
         return torch.optim.Adam(groups, lr=o.lr)
     return torch.optim.AdamW(groups, lr=o.lr)
-
-
-def normalize_images(images: torch.Tensor) -> torch.Tensor:
-    """uint8 BGR ``(B, 3, H, W)`` -> the network's input, ``pixels / 256 - 0.5``."""
-    return images.float().div_(256.0).sub_(0.5)
 
 
 def _worker_context():
@@ -291,7 +287,7 @@ class Trainer:
     def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """One optimiser step; returns ``[loss, heatmap loss, paf loss]`` (detached, summed over stages)."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        images = normalize_images(batch["image"])
+        images = normalize(batch["image"])
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.precision, enabled=self.precision is not None):
