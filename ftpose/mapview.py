@@ -101,7 +101,11 @@ def _backdrop(image: np.ndarray) -> np.ndarray:
 
 
 def _blend(image: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """``colour`` (float BGR 0..255) over the dimmed ``image`` with per-pixel ``alpha`` (0..1)."""
+    """``colour`` (float BGR 0..255) over the dimmed ``image`` with per-pixel ``alpha`` (0..1).
+
+    The heatmap views pass the square root of the value as ``alpha``, so that the weak
+    responses, the telling ones in a left/right confusion, stay visible.
+    """
     alpha = np.clip(alpha, 0.0, 1.0)[..., None]
     return np.clip(_backdrop(image) * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
 
@@ -117,7 +121,7 @@ def part_heatmap(image: np.ndarray, maps, part, max_side: int = PANEL_SIDE) -> n
     display, cell, _ = _shrunk(image, maps, max_side)
     value = np.clip(upsample(maps.heatmaps[[part_index(part)]], cell, display.shape[:2])[..., 0], 0, 1)
     colour = cv2.applyColorMap((value * 255).astype(np.uint8), cv2.COLORMAP_INFERNO).astype(np.float32)
-    return _blend(display, colour, value)
+    return _blend(display, colour, np.sqrt(value))
 
 
 def merged_heatmaps(image: np.ndarray, maps, max_side: int = PANEL_SIDE) -> np.ndarray:
@@ -126,7 +130,7 @@ def merged_heatmaps(image: np.ndarray, maps, max_side: int = PANEL_SIDE) -> np.n
     values = np.clip(upsample(maps.heatmaps[:NUM_PARTS], cell, display.shape[:2]), 0, 1)
     strongest = values.argmax(-1)
     value = np.take_along_axis(values, strongest[..., None], -1)[..., 0]
-    return _blend(display, PART_COLOURS[strongest] * 255, value)
+    return _blend(display, PART_COLOURS[strongest] * 255, np.sqrt(value))
 
 
 def paf_image(image: np.ndarray, maps, max_side: int = PANEL_SIDE) -> np.ndarray:
@@ -216,13 +220,14 @@ def stage_names(count: int) -> list[str]:
 
 
 def render(predictor, image: np.ndarray, compare: Sequence[tuple[str, object]] = (),
-           parts: Sequence = DEFAULT_PARTS) -> dict[str, np.ndarray]:
+           parts: Sequence = DEFAULT_PARTS, tile_side: int = TILE_SIDE) -> dict[str, np.ndarray]:
     """Every panel of ``image`` for every supervised stage of ``predictor``, by name.
 
     Names: ``STAGE.heatmaps``, ``STAGE.parts`` and ``STAGE.pafs`` (:func:`map_panels`)
     for each stage of :func:`stage_names`, and ``compare``, the :func:`comparison` sheet of all stages,
     followed by those of each ``(label, other_predictor)`` in ``compare`` (e.g. the
-    same weights without transfer, ``Predictor(ftpose.models.without_transfer(net))``).
+    same weights without transfer, ``Predictor(ftpose.models.without_transfer(net))``),
+    its tiles at most ``tile_side`` pixels on their longer side.
     """
     panels: dict[str, np.ndarray] = {}
     rows = []
@@ -232,7 +237,7 @@ def render(predictor, image: np.ndarray, compare: Sequence[tuple[str, object]] =
             rows.append((f"{label} {name}".strip(), maps, each.decode(maps)))
             if not label:
                 panels.update({f"{name}.{kind}": panel for kind, panel in map_panels(image, maps).items()})
-    panels["compare"] = comparison(image, rows, parts)
+    panels["compare"] = comparison(image, rows, parts, tile_side)
     return panels
 
 

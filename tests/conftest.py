@@ -33,3 +33,42 @@ def intel_ir() -> Path:
         pytest.skip(f"Intel's human-pose-estimation-0001 IR not found at {INTEL_IR} (set FTPOSE_TEST_MODELS)")
     pytest.importorskip("openvino", reason="OpenVINO IR files need the openvino extra: pip install -e '.[openvino]'")
     return INTEL_IR
+
+
+@pytest.fixture(scope="session")
+def pose_server(tmp_path_factory):
+    """``ftpose serve`` (the default model, one thread, 1 MiB upload limit) on a free loopback port.
+
+    Started as a user would, in its own process with the default host; yields
+    ``(base_url, log_path)`` and stops it at the end of the session.
+    """
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "ftpose", "serve", "--port", str(port), "--threads", "1",
+                                    "--max-upload-mb", "1"], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=5):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"ftpose serve did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+    yield url, log
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()

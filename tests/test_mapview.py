@@ -184,14 +184,15 @@ def test_maps_command_writes_panels_and_reports_bad_inputs(tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
     out = tmp_path / "out"
-    result = maps_command(SAMPLE_PHOTO, broken, "--model", "ftnet-light", "--out", out, "--format", "jpg")
+    result = maps_command(SAMPLE_PHOTO, broken, "--model", "ftnet-light", "--out", out, "--format", "jpg",
+                          "--tile-side", 160)
     assert result.exit_code == 1
     assert "broken.jpg: not a readable image" in result.stderr and "Traceback" not in result.output
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([f"000000000790.{s}.{k}.jpg" for s in ("before-refinement", "final")
                             for k in ("heatmaps", "parts", "pafs")] + ["000000000790.compare.jpg"])
     sheet = cv2.imread(str(out / "000000000790.compare.jpg"))
-    assert sheet.shape == (2 * 233, 5 * 320, 3)
+    assert sheet.shape == (2 * (106 + 22), 5 * 160, 3)   # 2 stages x (people, all parts, 2 ankles, PAFs)
 
 
 def test_maps_command_refuses_what_cannot_be_done(tmp_path):
@@ -199,6 +200,10 @@ def test_maps_command_refuses_what_cannot_be_done(tmp_path):
     assert result.exit_code == 2 and "no feature transfer" in result.output
     result = maps_command("--parts", "left_toe", "--out", tmp_path)
     assert result.exit_code == 2 and "unknown part" in result.output
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    result = maps_command("--out", a_file)
+    assert result.exit_code == 2 and "is a file" in result.output and "Traceback" not in result.output
 
 
 def test_predict_render_maps(tmp_path):

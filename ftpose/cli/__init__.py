@@ -11,7 +11,7 @@ import importlib.util
 
 import click
 
-SUBCOMMANDS = ("predict", "maps", "eval", "train", "distill", "info", "bench", "export")
+SUBCOMMANDS = ("predict", "maps", "serve", "eval", "train", "distill", "info", "bench", "export")
 
 
 class _LazyGroup(click.Group):

@@ -37,12 +37,14 @@ def parse_parts(ctx, param, value) -> tuple[str, ...]:
 @click.option("--scales", "scales", multiple=True, callback=parse_scales, metavar="S[,S...]",
               help="Input heights relative to 368 px (default 1); maps are averaged over them.")
 @click.option("--flip", is_flag=True, help="Also run the mirrored image and average the maps.")
+@click.option("--tile-side", default=320, show_default=True, type=click.IntRange(min=32),
+              help="Longer side, in pixels, of each picture in the comparison sheet.")
 @click.option("--format", "suffix", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
               help="Image format of the panels (jpg: much smaller files).")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu, cuda.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: one per core).")
-def command(inputs, out, model_name, weights, without_transfer, compare_weights, parts, scales, flip, suffix,
-            device, threads):
+def command(inputs, out, model_name, weights, without_transfer, compare_weights, parts, scales, flip, tile_side,
+            suffix, device, threads):
     """Draw the heatmaps and PAFs of every supervised stage for IMAGE files or folders.
 
     With no IMAGE the bundled sample photo is used.  For an image NAME, per stage
@@ -65,10 +67,19 @@ def command(inputs, out, model_name, weights, without_transfer, compare_weights,
     from ftpose.cli.predict import UNTRAINED_BANNER
     from ftpose.files import read_image, write_image
     from ftpose.models import without_transfer as remove_transfer
+    from ftpose.outputs import Outputs, check_writable
     from ftpose.predictor import Predictor
     from ftpose.sources import expand_inputs
     from ftpose.visualize import draw_banner
 
+    sources, errors = expand_inputs(inputs or [SAMPLE_PHOTO])
+    for error in errors:
+        click.echo(f"error: {error}", err=True)
+    outputs = Outputs(sources, out)
+    try:   # before the compute
+        check_writable(out)
+    except InputError as e:
+        raise click.ClickException(str(e)) from None
     if threads:
         import torch
 
@@ -84,22 +95,16 @@ def command(inputs, out, model_name, weights, without_transfer, compare_weights,
             raise click.UsageError(f"--without-transfer: {name} has no feature transfer to remove") from None
     compare += [(path.stem, load_predictor(model_name, path, **settings)) for path in compare_weights]
 
-    sources, errors = expand_inputs(inputs or [SAMPLE_PHOTO])
-    for error in errors:
-        click.echo(f"error: {error}", err=True)
     failed, done, written = len(errors), 0, 0
     for source in sources:
         try:
             if source.is_video:
                 raise InputError(source.path, "is a video; maps takes images (use predict --save-maps for videos)")
             image = read_image(source.path)
-            for name, panel in mapview.render(predictor, image, compare, parts).items():
+            for name, panel in mapview.render(predictor, image, compare, parts, tile_side).items():
                 if not predictor.trained:
                     draw_banner(panel, UNTRAINED_BANNER)
-                path = out / source.name.with_suffix(f".{name}.{suffix}")
-                if path.resolve() == source.path.resolve():
-                    raise InputError(source.path, "its output would overwrite it; choose another --out")
-                write_image(path, panel)
+                write_image(outputs.path(source, f".{name}.{suffix}"), panel)
                 written += 1
             done += 1
         except InputError as e:
