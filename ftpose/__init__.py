@@ -12,4 +12,7 @@ def __getattr__(name):
     if name == "Predictor":
         from ftpose.predictor import Predictor
         return Predictor
+    if name == "Tracker":
+        from ftpose.tracking import Tracker
+        return Tracker
     raise AttributeError(f"module 'ftpose' has no attribute {name!r}")

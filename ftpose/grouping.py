@@ -63,11 +63,14 @@ class People:
     """People found in one image, in the network layout, sorted by score descending.
 
     ``keypoints`` is ``(P, 18, 3)`` float32 ``(x, y, confidence)``, all zero for a
-    joint that was not found; ``scores`` is ``(P,)`` float32.
+    joint that was not found; ``scores`` is ``(P,)`` float32; ``track_ids`` is ``(P,)``
+    int64 once a :class:`ftpose.tracking.Tracker` has followed them across frames, else
+    None.
     """
 
     keypoints: np.ndarray
     scores: np.ndarray
+    track_ids: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> People:
@@ -91,8 +94,7 @@ class People:
 
     def above(self, min_score: float) -> People:
         """The people whose score is above ``min_score`` (still sorted by score)."""
-        keep = self.scores > min_score
-        return replace(self, keypoints=self.keypoints[keep], scores=self.scores[keep])
+        return self.select(self.scores > min_score)
 
     def to_coco17(self) -> np.ndarray:
         """``(P, 17, 3)`` keypoints in the COCO layout (the neck is dropped)."""
@@ -123,10 +125,26 @@ class People:
         return draw_people(image, self, min_confidence=min_confidence)
 
     def coco_results(self, image_id: int) -> list[dict]:
-        """COCO keypoint result records (category 1, 51 values, score) for ``image_id``."""
-        return [{"image_id": int(image_id), "category_id": 1,
-                 "keypoints": [round(float(v), 2) for v in kp.ravel()], "score": float(s)}
-                for kp, s in zip(self.to_coco17(), self.scores)]
+        """COCO keypoint result records (category 1, 51 values, score) for ``image_id``;
+        tracked people's records also carry their ``track_id``."""
+        records = [{"image_id": int(image_id), "category_id": 1,
+                    "keypoints": [round(float(v), 2) for v in kp.ravel()], "score": float(s)}
+                   for kp, s in zip(self.to_coco17(), self.scores)]
+        if self.track_ids is not None:
+            for record, track in zip(records, self.track_ids):
+                record["track_id"] = int(track)
+        return records
+
+    def select(self, index) -> People:
+        """The people at ``index`` (indices or a boolean mask), track ids kept."""
+        return People(self.keypoints[index], self.scores[index],
+                      None if self.track_ids is None else self.track_ids[index])
+
+    def filtered(self, min_score: float = 0.0, min_joints: int = 0, max_people: int | None = None) -> People:
+        """People scoring at least ``min_score`` with at least ``min_joints`` joints found,
+        the best ``max_people`` of them (all when None)."""
+        keep = np.flatnonzero((self.scores >= min_score) & ((self.keypoints[..., 2] > 0).sum(1) >= min_joints))
+        return self.select(keep[:max_people])
 
 
 def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: GroupingParams | None = None) -> People:

@@ -27,9 +27,10 @@ are ``c`` image pixels wide has cell ``i`` centred at image ``x = (i + 0.5) * c 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,6 +175,30 @@ class Predictor:
             merged = [(total / count).cpu().numpy() for total in totals]
             out.append([PoseMaps(m[:NUM_HEATMAPS], m[NUM_HEATMAPS:], grid.cell_size) for m in merged])
         return out
+
+    def track(self, frames: Iterable[np.ndarray], tracker=None, min_score: float | None = None,
+              min_joints: int | None = None) -> Iterator:
+        """People with ``track_ids`` in each of ``frames`` (BGR images of one video, in
+        order), ``batch_size`` frames per network batch.
+
+        People below ``min_score`` or with fewer than ``min_joints`` joints are dropped
+        first (defaults: ``ftpose.pipeline.DEFAULT_MIN_SCORE`` and ``DEFAULT_MIN_JOINTS``);
+        ``tracker`` defaults to a new :class:`ftpose.tracking.Tracker`.
+        """
+        from ftpose.pipeline import DEFAULT_MIN_JOINTS, DEFAULT_MIN_SCORE
+        from ftpose.tracking import Tracker
+
+        tracker = tracker or Tracker()
+        min_score = DEFAULT_MIN_SCORE if min_score is None else min_score
+        min_joints = DEFAULT_MIN_JOINTS if min_joints is None else min_joints
+        batch: list[np.ndarray] = []
+        for frame in itertools.chain(frames, [None]):
+            if frame is not None:
+                batch.append(frame)
+            if batch and (frame is None or len(batch) == self.batch_size):
+                for people in self.predict_batch(batch):
+                    yield tracker.update(people.filtered(min_score, min_joints))
+                batch = []
 
     def decode(self, maps: PoseMaps):
         """People from merged maps, keypoints in image pixel coordinates."""

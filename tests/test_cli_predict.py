@@ -145,8 +145,9 @@ def test_names_without_numbers_get_stable_indices_and_a_mapping(tmp_path):
     first = (tmp_path / "r.json").read_text()
     assert predict(*args).exit_code == 0
     assert (tmp_path / "r.json").read_text() == first       # same inputs, same file
-    # --json alone writes no overlays
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.jpg", "b.jpg", "photos", "r.json", "r.meta.json"]
+    # --json alone writes no overlays: the results, their description, the journal and the manifest
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.jpg", "b.jpg", "photos", "r.json", "r.jsonl",
+                                                          "r.manifest.json", "r.meta.json"]
 
 
 def test_video_gives_one_set_of_records_per_frame_and_an_annotated_video(tmp_path, shared_data):

@@ -80,7 +80,8 @@ def test_a_parent_folder_argument_writes_inside_out(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     written = set(hashes(tmp_path)) - set(before)
     out = tmp_path / "a" / "b" / "X"
-    assert written == {out / "a" / "x.jpg", out / "predictions.json", out / "predictions.meta.json"}
+    assert written == {out / "a" / "x.jpg", out / "predictions.json", out / "predictions.meta.json",
+                       out / "predictions.jsonl", out / "predictions.manifest.json"}
     assert all(hashes(tmp_path)[p] == h for p, h in before.items())
 
 

@@ -1,27 +1,23 @@
-"""``ftpose predict``: people in images, folders and videos -> overlays and COCO JSON."""
+"""``ftpose predict``: people in images, folders, videos, cameras and streams -> overlays and results."""
 from __future__ import annotations
 
-import contextlib
+import signal
 import sys
-import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import numpy as np
 
 from ftpose.cli.options import (calibration_option, calibration_photos, load_predictor, model_option, parse_scales,
                                 weights_option)
 from ftpose.export import BACKENDS
-from ftpose.files import MAX_PIXELS, SAMPLE_PHOTO, InputError, PartialInputWarning
-from ftpose.outputs import Outputs, check_writable, meta_path, results_lock, write_results
+from ftpose.files import MAX_PIXELS, SAMPLE_PHOTO, InputError
+from ftpose.pipeline import DEFAULT_MIN_JOINTS, DEFAULT_MIN_SCORE
 
 UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningless"
 
 
 @click.command("predict")
-@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path), metavar="[INPUT]...")
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
 @model_option
 @weights_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -49,36 +45,77 @@ UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningl
 @click.option("--allow-partial", is_flag=True,
               help="Exit 0 even when an input was only partly readable (corrupt JPEG data, a video cut short); "
                    "it is reported either way.")
+@click.option("--track", is_flag=True,
+              help="Follow people across frames: every output carries a track id (images of one folder are "
+                   "taken as consecutive frames).")
+@click.option("--smooth", is_flag=True, help="Remove jitter as frames come (One-Euro filter per joint; implies --track).")
+@click.option("--smooth-offline", is_flag=True,
+              help="Recorded video: fill short gaps and smooth without lag, looking at the whole track "
+                   "(implies --track).")
+@click.option("--min-score", type=click.FloatRange(min=0), default=DEFAULT_MIN_SCORE, show_default=True,
+              help="Drop people scoring less (person score, 0..1).")
+@click.option("--min-joints", type=click.IntRange(min=0), default=DEFAULT_MIN_JOINTS, show_default=True,
+              help="Drop people with fewer joints found.")
+@click.option("--max-people", type=click.IntRange(min=1), help="Keep at most this many people per frame, best first.")
+@click.option("--start", type=click.IntRange(min=0), default=0, help="Videos: first frame to process.")
+@click.option("--frame-step", type=click.IntRange(min=1), default=1, help="Videos: process every N-th frame.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Videos: process at most this many frames each.")
+@click.option("--folder-videos/--no-folder-videos", default=True, show_default=True,
+              help="Whether videos inside folder INPUTs are processed.")
+@click.option("--openpose-json", "openpose_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write OpenPose-format JSON per frame to this folder.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every joint as a row: video, frame, time, track, person, keypoint, x, y, confidence.")
+@click.option("--posetrack-json", "posetrack_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write PoseTrack-format results (one file per video or folder) for ftpose eval --dataset "
+                   "posetrack.")
+@click.option("--video-format", type=click.Choice(["mp4", "webm"]), default="mp4", show_default=True,
+              help="Overlay videos: H.264 in MP4 or VP9 in WebM (both play in browsers).")
+@click.option("--redo", is_flag=True, help="Process every input again, also those an earlier run finished.")
 def command(inputs, model_name, weights, out, json_path, scales, multi_scale, flip, save_maps, render_maps,
-            device, batch_size, backend, calibration, threads, max_pixels, allow_partial):
-    """Estimate the poses of everyone in INPUT images, folders or videos.
+            device, batch_size, backend, calibration, threads, max_pixels, allow_partial, track, smooth, smooth_offline, min_score, min_joints,
+            max_people, start, frame_step, max_frames, folder_videos, openpose_dir, csv_path, posetrack_dir,
+            video_format, redo):
+    """Estimate the poses of everyone in INPUT images, folders, videos, cameras or streams.
 
-    Folders are searched recursively (sorted); videos are read frame by frame.  With
-    no INPUT the bundled sample photo is used.
+    INPUT is an image or video file, a folder (searched recursively, sorted; it says
+    how many images and videos it holds), a camera index (0), a stream URL (rtsp://,
+    http://...) or - (one image on standard input).  With no INPUT the bundled sample
+    photo is used.
 
     \b
     Outputs:
       OUT/NAME.jpg        overlay of an image (NAME keeps sub-folders of a folder)
-      OUT/NAME.mp4        annotated copy of a video
+      OUT/NAME.mp4        overlay video (H.264; --video-format webm: VP9)
       OUT/NAME.maps.npz   with --save-maps: float16 heatmaps (19,h,w), pafs (38,h,w)
                           and cell_size (image pixels per map cell along x, y);
                           videos get OUT/NAME.maps/FRAME.npz
       OUT/NAME.{heatmaps,parts,pafs}.png  with --render-maps: the merged maps
                           drawn over an image (images only; all stages: ftpose maps)
       OUT/predictions.json       COCO keypoint results (category 1, 17 x,y,v
-                                 triplets, score; video records carry "frame")
+                                 triplets, score; video records carry "frame",
+                                 tracked ones "track_id")
       OUT/predictions.meta.json  image_id -> file (and frame), model, settings
-    (--json FILE moves the last two to FILE and FILE's stem + .meta.json.)
+      OUT/predictions.jsonl      journal: one line per frame, written as it is done
+      OUT/predictions.manifest.json  inputs finished (a rerun skips them)
+    (--json FILE moves the last four beside FILE.)
 
-    image_id is the number in the file name when every input is an image named by a
-    distinct number (COCO style), else images and frames are numbered 0, 1, 2... in
-    input order.  Unreadable inputs are reported and skipped; the exit code is then 1.
-    Partly readable ones are processed as far as they go and reported as warnings; the
-    exit code is 1 for them too unless --allow-partial.
+    Results are written as they are produced: an interrupted run (Ctrl-C, SIGTERM,
+    kill) keeps every finished frame in the journal, and the final files are written
+    from it (on Ctrl-C and SIGTERM at once; after a kill, by rerunning the command,
+    which skips the finished inputs).  image_id is the number in the file name when
+    every input is an image named by a distinct number (COCO style), else frames are
+    numbered 0, 1, 2... in input order.  Unreadable inputs are reported and skipped;
+    the exit code is then 1.  Partly readable ones are processed as far as they go and
+    reported as warnings; the exit code is 1 for them too unless --allow-partial.
     """
+    from ftpose.batch import OutputPlan, run_batch
     from ftpose.export.backends import pipeline_threads
+    from ftpose.pipeline import PipelineSettings
     from ftpose.predictor import MULTI_SCALES
-    from ftpose.sources import expand_inputs
+    from ftpose.smoothing import OfflineParams, OneEuroParams
+    from ftpose.sources import FrameSelection, expand_inputs
+    from ftpose.tracking import TrackerParams
 
     if multi_scale and scales:
         raise click.UsageError("give either --scales or --multi-scale, not both")
@@ -86,20 +123,22 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
         raise click.UsageError("--save-maps needs --out")
     if render_maps and out is None:
         raise click.UsageError("--render-maps needs --out")
+    if smooth and smooth_offline:
+        raise click.UsageError("give either --smooth (live) or --smooth-offline (recorded video), not both")
     if json_path is None and out is not None:
         json_path = out / "predictions.json"
     scales = MULTI_SCALES if multi_scale else (scales or (1.0,))
 
-    sources, errors = expand_inputs(inputs or [SAMPLE_PHOTO])
+    sources, errors = expand_inputs(inputs or [SAMPLE_PHOTO], folder_videos=folder_videos,
+                                    on_folder=lambda contents: click.echo(str(contents), err=True))
+    if smooth_offline and any(s.is_live for s in sources):
+        raise click.UsageError("--smooth-offline needs recorded video; use --smooth for cameras and streams")
     for error in errors:
         click.echo(f"error: {error}", err=True)
-    outputs = Outputs(sources, out)
+    plan = OutputPlan(out=out, json=json_path, csv=csv_path, openpose=openpose_dir, posetrack=posetrack_dir,
+                      save_maps=save_maps, render_maps=render_maps, video_suffix=f".{video_format}")
     try:   # mistakes in where the outputs go are found before the compute
-        for folder in {out, None if json_path is None else json_path.parent} - {None}:
-            check_writable(folder)
-        if json_path is not None:
-            outputs.guard(json_path)
-            outputs.guard(meta_path(json_path))
+        plan.prepare(sources)
     except InputError as e:
         raise click.ClickException(str(e)) from None
     if threads:
@@ -113,257 +152,55 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
     predictor = load_predictor(model_name, weights, device=device, scales=scales, flip=flip,
                                batch_size=batch_size, backend=backend, calibration=photos)
 
-    run = _Run(predictor, outputs, save_maps, _numeric_ids(sources), echo=out is None and json_path is None,
-               max_pixels=max_pixels, render_maps=render_maps)
-    with contextlib.ExitStack() as locks:
-        try:
-            for written in (out, json_path):
-                if written is not None:
-                    locks.enter_context(results_lock(written))
-        except InputError as e:
-            raise click.ClickException(str(e)) from None
+    settings = PipelineSettings(
+        min_score=min_score, min_joints=min_joints, max_people=max_people,
+        track=TrackerParams() if track or smooth or smooth_offline else None,
+        smooth=OneEuroParams() if smooth else None,
+        smooth_offline=OfflineParams() if smooth_offline else None,
+        frames=FrameSelection(start, frame_step, max_frames), keep_maps=save_maps or render_maps,
+        max_pixels=max_pixels)
+    meta = {"model": getattr(predictor.network, "model_name", model_name),
+            "weights": None if weights is None else str(weights), "trained": predictor.trained,
+            "scales": list(predictor.scales), "flip": predictor.flip,
+            "backend": getattr(predictor.backend, "name", None)}
+    if not predictor.trained:
+        meta["warning"] = "the network is untrained (random weights): these results are meaningless"
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
+    try:
         with pipeline_threads(predictor.backend):
-            run.process(sources)
-        kept = json_path is not None and not _write_json(json_path, run, predictor, model_name, weights)
-    failed = len(errors) + run.failed
-    summary = f"{run.images} image(s), {run.people} people"
-    if out is not None:
-        summary += f"; overlays in {out}"
-    if kept:
-        summary += f"; nothing to write, {json_path} left as it was"
-    elif json_path is not None:
-        summary += f"; results in {json_path}"
+            summary = run_batch(predictor, sources, plan, settings, meta,
+                                banner=None if predictor.trained else UNTRAINED_BANNER, redo=redo,
+                                on_error=lambda error: click.echo(f"error: {error}", err=True),
+                                on_warning=lambda warning: click.echo(f"warning: {warning}", err=True),
+                                echo=lambda line: click.echo(line))
+    except InputError as e:   # another run holds the outputs
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: the results so far are in {plan.journal or 'no file'}"
+                   + (f" and {json_path}" if json_path else ""), err=True)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+    failed = len(errors) + summary.failed
+    text = f"{summary.frames} image(s), {summary.people} people"
+    if summary.skipped:
+        text += f"; {len(summary.skipped)} input(s) finished by an earlier run, skipped (--redo processes them)"
+    if summary.kept:
+        text += f"; nothing to write, {json_path} left as it was"
+    for label, path in (("overlays", out), ("results", None if summary.kept else json_path), ("CSV", csv_path),
+                        ("OpenPose JSON", openpose_dir), ("PoseTrack results", posetrack_dir)):
+        if path is not None:
+            text += f"; {label} in {path}"
     if failed:
-        summary += f"; {failed} input(s) failed"
-    if run.partial:
-        summary += f"; {run.partial} input(s) only partly read"
-    click.echo(summary, err=True)
-    if failed or (run.partial and not allow_partial):
+        text += f"; {failed} input(s) failed"
+    if summary.partial:
+        text += f"; {summary.partial} input(s) only partly read"
+    click.echo(text, err=True)
+    if failed or (summary.partial and not allow_partial):
         sys.exit(1)
 
 
-def _numeric_ids(sources) -> dict | None:
-    """``{path: int}`` when every source is an image named by a distinct number, else None."""
-    if not sources or any(s.is_video or not s.path.stem.isdigit() for s in sources):
-        return None
-    ids = {s.path: int(s.path.stem) for s in sources}
-    return ids if len(set(ids.values())) == len(ids) else None
-
-
-@dataclass
-class _Item:
-    """One image to predict on: a still image or a video frame."""
-
-    image: np.ndarray
-    source: object
-    frame: int | None = None
-
-
-class _Run:
-    """Processes the sources in order, writing overlays as it goes, collecting results."""
-
-    def __init__(self, predictor, outputs, save_maps: bool, numeric_ids: dict | None, echo: bool, max_pixels: int,
-                 render_maps: bool = False):
-        self.predictor = predictor
-        self.max_pixels = max_pixels
-        self.outputs = outputs
-        self.out = outputs.root
-        self.save_maps = save_maps
-        self.render_maps = render_maps
-        self.numeric_ids = numeric_ids
-        self.echo = echo            # no output files: say what was found on stdout
-        self.results: list[dict] = []
-        self.images_meta: list[dict] = []
-        self.images = self.people = self.failed = self.partial = 0
-        self._bar = None
-
-    def process(self, sources) -> None:
-        from tqdm import tqdm
-
-        stills = sum(not s.is_video for s in sources)
-        show = len(sources) > 1 or any(s.is_video for s in sources)
-        # disable=None: a bar on terminals only, never in logs or pipes
-        with tqdm(total=stills, unit="img", disable=None if show else True, file=sys.stderr,
-                  dynamic_ncols=True) as bar:
-            self._bar = bar
-            batch: list[_Item] = []
-            for source in sources:
-                if source.is_video:
-                    self._flush(batch)
-                    batch = []
-                    self._video(source)
-                    continue
-                item = self._read(source)
-                if item is not None:
-                    batch.append(item)
-                if len(batch) >= self.predictor.batch_size:
-                    self._flush(batch)
-                    batch = []
-            self._flush(batch)
-
-    def _report(self, error: InputError) -> None:
-        self.failed += 1
-        self._bar.write(f"error: {error}", file=sys.stderr)
-
-    @contextlib.contextmanager
-    def _partial_reported(self):
-        """Turn :class:`PartialInputWarning` into a ``warning:`` line, counted for the exit code."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", PartialInputWarning)
-            yield
-        for warning in caught:
-            if issubclass(warning.category, PartialInputWarning):
-                self.partial += 1
-                self._bar.write(f"warning: {warning.message}", file=sys.stderr)
-            else:
-                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-
-    def _read(self, source) -> _Item | None:
-        from ftpose.files import read_image
-
-        try:
-            with self._partial_reported():
-                return _Item(read_image(source.path, self.max_pixels), source)
-        except InputError as e:
-            self._report(e)
-            self._bar.update()
-            return None
-
-    def _flush(self, batch: list[_Item]) -> None:
-        """Predict on a batch of still images and write their outputs."""
-        from ftpose.files import write_image
-
-        if not batch:
-            return
-        for item, (people, maps) in zip(batch, self._predict([i.image for i in batch])):
-            self._record(item, people)
-            if self.out is not None:
-                try:
-                    if self.save_maps:
-                        _write_maps(self.outputs.path(item.source, ".maps.npz"), maps)
-                    if self.render_maps:
-                        self._write_panels(item, maps)
-                    write_image(self.outputs.path(item.source, ".jpg"), self._overlay(item.image, people))
-                except OSError as e:
-                    self._report(InputError(self.out, f"cannot write outputs ({e.strerror or e})"))
-                except InputError as e:
-                    self._report(e)
-            self._bar.update()
-
-    def _write_panels(self, item: _Item, maps) -> None:
-        from ftpose.files import write_image
-        from ftpose.mapview import map_panels
-        from ftpose.visualize import draw_banner
-
-        for name, panel in map_panels(item.image, maps).items():
-            if not self.predictor.trained:
-                draw_banner(panel, UNTRAINED_BANNER)
-            write_image(self.outputs.path(item.source, f".{name}.png"), panel)
-
-    def _video(self, source) -> None:
-        """Predict on every frame of a video, writing an annotated .mp4 beside the results."""
-        from ftpose.sources import VideoReader
-
-        try:
-            with self._partial_reported(), contextlib.ExitStack() as stack:
-                reader = VideoReader(source.path)
-                self._bar.total += reader.frame_count
-                self._bar.refresh()
-                writer = None
-                if self.out is not None:
-                    writer = stack.enter_context(_video_writer(self.outputs.path(source, ".mp4"), reader.fps, reader.size))
-                for frames in _chunks(reader, self.predictor.batch_size):
-                    predictions = self._predict([image for _, image in frames])
-                    for (index, image), (people, maps) in zip(frames, predictions):
-                        self._record(_Item(image, source, index), people)
-                        if writer is not None:
-                            writer.write(self._overlay(image, people))
-                        if self.save_maps:
-                            _write_maps(self.outputs.path(source, ".maps") / f"{index:06d}.npz", maps)
-                        self._bar.update()
-        except OSError as e:
-            self._report(InputError(self.out, f"cannot write outputs ({e.strerror or e})"))
-        except InputError as e:
-            self._report(e)
-
-    def _predict(self, images):
-        maps = self.predictor.maps_batch(images)
-        return [(self.predictor.decode(m), m) for m in maps]
-
-    def _record(self, item: _Item, people) -> None:
-        if self.numeric_ids is not None:
-            image_id = self.numeric_ids[item.source.path]
-        else:
-            image_id = len(self.images_meta)
-        meta = {"image_id": image_id, "file": str(item.source.path)}
-        records = people.coco_results(image_id)
-        if item.frame is not None:
-            meta["frame"] = item.frame
-            for record in records:
-                record["frame"] = item.frame
-        meta["height"], meta["width"] = item.image.shape[:2]
-        if self.echo:
-            where = item.source.path if item.frame is None else f"{item.source.path} frame {item.frame}"
-            self._bar.write(f"{where}: {len(people)} people", file=sys.stdout)
-        self.images_meta.append(meta)
-        self.results += records
-        self.images += 1
-        self.people += len(people)
-
-    def _overlay(self, image, people):
-        from ftpose.visualize import draw_banner, draw_people
-
-        canvas = draw_people(image, people)
-        return canvas if self.predictor.trained else draw_banner(canvas, UNTRAINED_BANNER)
-
-
-def _chunks(frames, size: int) -> Iterator[list]:
-    chunk = []
-    for frame in frames:
-        chunk.append(frame)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-@contextlib.contextmanager
-def _video_writer(path: Path, fps: float, size: tuple[int, int]):
-    """A ``cv2.VideoWriter`` (mp4v) on a temp file, renamed to ``path`` once complete."""
-    import cv2
-
-    from ftpose.files import atomic_path
-
-    with atomic_path(path) as temp:
-        writer = cv2.VideoWriter(str(temp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not writer.isOpened():
-            raise InputError(path, "cannot open an mp4v video writer for this file")
-        try:
-            yield writer
-        finally:
-            writer.release()
-
-
-def _write_maps(path: Path, maps) -> None:
-    from ftpose.files import atomic_write
-
-    with atomic_write(path) as f:
-        np.savez_compressed(f, heatmaps=maps.heatmaps.astype(np.float16), pafs=maps.pafs.astype(np.float16),
-                            cell_size=np.array(maps.cell_size))
-
-
-def _write_json(path: Path, run: _Run, predictor, model_name: str, weights) -> bool:
-    """The results and their meta file; False when nothing was processed and results already exist."""
-    meta = {
-        "model": getattr(predictor.network, "model_name", model_name),
-        "weights": None if weights is None else str(weights),
-        "trained": predictor.trained,
-        "scales": list(predictor.scales),
-        "flip": predictor.flip,
-        "backend": getattr(predictor.backend, "name", None),
-        "images": run.images_meta,
-    }
-    if not predictor.trained:
-        meta["warning"] = "the network is untrained (random weights): these results are meaningless"
-    return write_results(path, run.results, meta, processed=run.images)
+def _interrupt(signum, frame):
+    """SIGTERM ends the run as Ctrl-C does: the final files are written from what is done."""
+    raise KeyboardInterrupt
