@@ -13,23 +13,21 @@ Three rules keep a run from destroying a user's files:
   device and inode, so links and case-insensitive names are caught too) is refused,
   for that input alone.
 
-Results files are written as a consistent pair under a lock (:func:`write_results`,
-:func:`results_lock`), and the folders are checked writable before any compute
-(:func:`check_writable`).
+Results files are written under a lock (:func:`results_lock`; the COCO results and
+their meta as one pair by ``ftpose.writers.write_coco_results``), and the folders are
+checked writable before any compute (:func:`check_writable`).
 """
 from __future__ import annotations
 
 import contextlib
 import errno
 import fcntl
-import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from ftpose.files import InputError, atomic_write
+from ftpose.files import InputError
 
 
 def unique_names(names: Sequence[Path]) -> list[Path]:
@@ -149,23 +147,3 @@ def meta_path(results: Path) -> Path:
     """``predictions.json`` -> ``predictions.meta.json``."""
     results = Path(results)
     return results.with_name(results.stem + ".meta.json")
-
-
-def write_results(path: Path, results: list, meta: dict, processed: int) -> bool:
-    """Write COCO ``results`` to ``path`` and ``meta`` beside it (:func:`meta_path`), as one pair.
-
-    ``meta["results_sha256"]`` is the hash of the results file as written, so a reader
-    can tell a matching pair from a mismatched one.  A run that ``processed`` no image
-    (every input failed) does not replace results already there: it writes nothing and
-    returns False.
-    """
-    path = Path(path)
-    if processed == 0 and path.exists():
-        return False
-    data = json.dumps(results).encode()
-    meta = {**meta, "results": path.name, "results_sha256": hashlib.sha256(data).hexdigest()}
-    with atomic_write(path) as f:
-        f.write(data)
-    with atomic_write(meta_path(path), "w") as f:
-        json.dump(meta, f, indent=1)
-    return True
