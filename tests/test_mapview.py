@@ -212,5 +212,14 @@ def test_predict_render_maps(tmp_path):
     assert result.exit_code == 0, result.output
     for kind in ("heatmaps", "parts", "pafs"):
         assert cv2.imread(str(tmp_path / f"000000000790.{kind}.png")) is not None
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for _ in range(2):
+        writer.write(np.full((48, 64, 3), 128, np.uint8))
+    writer.release()
+    result = CliRunner().invoke(main, ["predict", str(video), "--model", "ftnet-light", "--threads", "1",
+                                       "--render-maps", "--out", str(tmp_path / "video")])
+    assert result.exit_code == 0 and "videos get none" in result.stderr
+    assert not list((tmp_path / "video").glob("*.png"))
     result = CliRunner().invoke(main, ["predict", "--render-maps"])
     assert result.exit_code == 2 and "--render-maps needs --out" in result.output

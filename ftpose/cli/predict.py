@@ -135,6 +135,9 @@ def command(inputs, model_name, weights, out, json_path, scales, multi_scale, fl
         raise click.UsageError("--smooth-offline needs recorded video; use --smooth for cameras and streams")
     for error in errors:
         click.echo(f"error: {error}", err=True)
+    if render_maps and any(s.is_video for s in sources):
+        click.echo("note: --render-maps draws the maps of images only; videos get none (--save-maps keeps them)",
+                   err=True)
     plan = OutputPlan(out=out, json=json_path, csv=csv_path, openpose=openpose_dir, posetrack=posetrack_dir,
                       save_maps=save_maps, render_maps=render_maps, video_suffix=f".{video_format}")
     try:   # mistakes in where the outputs go are found before the compute
