@@ -92,10 +92,6 @@ class People:
         keypoints[..., 1] = np.where(found, (keypoints[..., 1] + 0.5) * fy - 0.5, 0.0)
         return replace(self, keypoints=keypoints)
 
-    def above(self, min_score: float) -> People:
-        """The people whose score is above ``min_score`` (still sorted by score)."""
-        return self.select(self.scores > min_score)
-
     def to_coco17(self) -> np.ndarray:
         """``(P, 17, 3)`` keypoints in the COCO layout (the neck is dropped)."""
         return convert(self.keypoints, NETWORK, COCO17).astype(np.float32)

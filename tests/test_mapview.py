@@ -148,9 +148,8 @@ def test_without_transfer_keeps_every_other_weight(light):
 def test_people_conveniences(photo, light):
     people = light.predict(photo)
     assert len(people) >= 4
-    strong = people.above(0.3)
-    assert 0 < len(strong) < len(people) and (strong.scores > 0.3).all()
-    assert len(people.above(1.0)) == 0
+    strong = people.filtered(0.3)
+    assert 0 < len(strong) < len(people) and (strong.scores >= 0.3).all()
     np.testing.assert_array_equal(people.to_openpose18(), people.keypoints)
     records = people.records()
     assert len(records) == len(people)

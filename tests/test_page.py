@@ -50,10 +50,9 @@ def page(pose_server):
         browser.close()
 
 
-def api_count(url: str, path: Path, min_score: str) -> int:
+def api_count(url: str, path: Path, **params) -> int:
     with httpx.Client(base_url=url, timeout=120) as client:
-        return client.post("/predict", params={"min_score": min_score},
-                           files={"image": (path.name, path.read_bytes())}).json()["count"]
+        return client.post("/predict", params=params, files={"image": (path.name, path.read_bytes())}).json()["count"]
 
 
 def answers(page) -> int:
@@ -81,9 +80,9 @@ def test_upload_draws_the_overlay_with_the_apis_people_count(page, pose_server):
     page.set_input_files("#file", str(SAMPLE_PHOTO))
     wait_for_answer(page, before)
     min_score = page.input_value("#min-score")
-    assert min_score == "0.1"   # the page's default
-    expected = api_count(url, SAMPLE_PHOTO, min_score)
-    assert 4 <= expected < api_count(url, SAMPLE_PHOTO, "0")
+    assert min_score == "0.1"   # the server's default, from GET /models
+    expected = api_count(url, SAMPLE_PHOTO, min_score=min_score)
+    assert 4 <= expected < api_count(url, SAMPLE_PHOTO, min_score=0, min_joints=0)
     assert page.get_attribute("#count", "data-count") == str(expected)
     assert page.text_content("#count") == f"{expected} people"
     assert page.evaluate("[document.getElementById('overlay').width, document.getElementById('overlay').height]") \
@@ -124,14 +123,14 @@ def test_dropped_photo_and_a_bad_file(page, pose_server, shared_data):
     }""", base64.b64encode(photo.read_bytes()).decode())
     page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
     wait_for_answer(page, before)
-    assert page.get_attribute("#count", "data-count") == str(api_count(url, photo, page.input_value("#min-score")))
+    assert page.get_attribute("#count", "data-count") == str(api_count(url, photo, min_score=page.input_value("#min-score")))
 
     # another score threshold: the page asks again
     before = answers(page)
     page.fill("#min-score", "0.5")
     page.dispatch_event("#min-score", "change")
     wait_for_answer(page, before)
-    assert page.get_attribute("#count", "data-count") == str(api_count(url, photo, "0.5"))
+    assert page.get_attribute("#count", "data-count") == str(api_count(url, photo, min_score=0.5))
     page.fill("#min-score", "0.1")
     assert page.evaluate("document.getElementById('overlay').width") == 1280
 

@@ -15,6 +15,7 @@ from test_input_limits import write_png
 
 from ftpose.files import SAMPLE_PHOTO, read_image
 from ftpose.keypoints import COCO17, OPENPOSE18
+from ftpose.pipeline import DEFAULT_MIN_JOINTS, DEFAULT_MIN_SCORE
 from ftpose.predictor import Predictor
 
 torch.set_num_threads(1)
@@ -57,6 +58,7 @@ def test_health_models_and_loopback(server, pose_server):
     assert models["layouts"]["coco17"]["keypoints"] == list(COCO17.keypoints)
     assert models["layouts"]["openpose18"]["skeleton"] == [list(p) for p in OPENPOSE18.skeleton]
     assert models["max_upload_bytes"] == 1024 * 1024
+    assert models["defaults"] == {"min_score": DEFAULT_MIN_SCORE, "min_joints": DEFAULT_MIN_JOINTS, "max_people": None}
     url, log = pose_server
     assert url.startswith("http://127.0.0.1:") and f"ftnet-light on {url}/" in log.read_text()  # loopback by default
     page = server.get("/")
@@ -71,8 +73,9 @@ def test_sample_photo_people_in_both_layouts(server, local):
     image = read_image(SAMPLE_PHOTO)
     assert (answer["height"], answer["width"]) == image.shape[:2] and answer["count"] == len(answer["people"])
     assert {"network", "grouping", "upload_and_decode", "total"} <= set(answer["timing_ms"])
-    expected = local.predict(image)
-    assert answer["count"] == len(expected)
+    everyone = local.predict(image)
+    expected = everyone.filtered(DEFAULT_MIN_SCORE, DEFAULT_MIN_JOINTS)   # predict's defaults
+    assert answer["count"] == len(expected) == 4 < len(everyone)
     coco = np.array([p["coco17"] for p in answer["people"]])
     openpose = np.array([p["openpose18"] for p in answer["people"]])
     np.testing.assert_allclose(coco, expected.to_coco17(), atol=0.006)
@@ -81,20 +84,23 @@ def test_sample_photo_people_in_both_layouts(server, local):
     # every well-labelled annotated person is found (OKS >= 0.5, AP50's threshold)
     people = [p for p in json.loads(ANNOTATIONS.read_text())["annotations"] if p["num_keypoints"] >= WELL_LABELLED]
     assert people and min(best_oks(coco, people)) >= MIN_OKS
+    unfiltered = post_photo(server, SAMPLE_PHOTO, min_score=0, min_joints=0).json()
+    assert unfiltered["count"] == len(everyone)
+    assert post_photo(server, SAMPLE_PHOTO, max_people=2).json()["people"] == answer["people"][:2]
 
 
 def test_real_photos_match_the_library_and_known_counts(server, local, shared_data):
     for path in sorted((shared_data / "people").glob("*")):
         if path.suffix == ".avi":
             continue
-        answer = post_photo(server, path).json()
+        answer = post_photo(server, path, min_score=0, min_joints=0).json()
         expected = local.predict(read_image(path))
         assert answer["count"] == len(expected), path.name
         np.testing.assert_allclose([p["score"] for p in answer["people"]], expected.scores, atol=1e-4)
         if path.name in KNOWN_COUNTS:
             strong = post_photo(server, path, min_score=0.2).json()
-            assert strong["count"] == KNOWN_COUNTS[path.name] == len(expected.above(0.2)), path.name
-            assert all(p["score"] > 0.2 for p in strong["people"])
+            assert strong["count"] == KNOWN_COUNTS[path.name] == len(expected.filtered(0.2, DEFAULT_MIN_JOINTS))
+            assert all(p["score"] >= 0.2 for p in strong["people"])
 
 
 def test_maps_layers(server):
@@ -137,7 +143,9 @@ def test_bad_uploads_get_one_line_errors_and_the_server_keeps_serving(server, tm
                           400, "multipart/form-data file field 'image'")
     assert_one_line_error(server.post("/predict", content=b"--x\r\nbroken",
                                       headers={"content-type": "multipart/form-data; boundary=x"}), 400, "")
-    assert_one_line_error(post_photo(server, SAMPLE_PHOTO, min_score="high"), 400, "min_score='high'")
+    assert_one_line_error(post_photo(server, SAMPLE_PHOTO, min_score="high"), 400, "min_score='high' is not a number")
+    assert_one_line_error(post_photo(server, SAMPLE_PHOTO, max_people="-1"), 400, "max_people='-1' is negative")
+    assert_one_line_error(post_photo(server, SAMPLE_PHOTO, min_joints="2.5"), 400, "is not an integer")
     assert_one_line_error(server.get("/predict"), 405, "Method Not Allowed")
     assert_one_line_error(server.get("/no-such-page"), 404, "Not Found")
     assert server.get("/health").json()["status"] == "ok"

@@ -5,11 +5,12 @@ Routes:
 * ``GET /``: the page (``static/index.html``, ``static/page.js``);
 * ``GET /health``: ``{"status": "ok", "model": ..., "trained": ...}``;
 * ``GET /models``: the model served, every registered model, the keypoint layouts
-  (names and skeletons, so clients can draw) and the upload limit;
+  (names and skeletons, so clients can draw), the default filters and the upload limit;
 * ``POST /predict``: the photo as multipart field ``image`` -> ``{"people": [...],
   "count", "width", "height", "timing_ms", ...}``, each person as
   :meth:`ftpose.grouping.People.records` gives it (score, ``coco17``, ``openpose18``).
-  Query ``min_score=S`` keeps people scoring above ``S``; ``maps=1`` adds ``maps``
+  Queries ``min_score``, ``min_joints``, ``max_people`` filter the people as ``ftpose
+  predict``'s options of those names do, with the same defaults; ``maps=1`` adds ``maps``
   (the merged heatmaps and the PAFs drawn over the photo by :mod:`ftpose.mapview`,
   as JPEG data URLs).
 
@@ -40,6 +41,7 @@ from starlette.staticfiles import StaticFiles
 
 from ftpose.files import InputError, decode_image
 from ftpose.keypoints import COCO17, OPENPOSE18
+from ftpose.pipeline import DEFAULT_MIN_JOINTS, DEFAULT_MIN_SCORE
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -93,12 +95,15 @@ class _PoseService:
                   "flip": predictor.flip}
         layouts = {layout.name: {"keypoints": list(layout.keypoints), "skeleton": [list(pair) for pair in layout.skeleton]}
                    for layout in (COCO17, OPENPOSE18)}
+        defaults = {"min_score": DEFAULT_MIN_SCORE, "min_joints": DEFAULT_MIN_JOINTS, "max_people": None}
         return JSONResponse({"served": served, "registered": list_models(), "layouts": layouts,
-                             "max_upload_bytes": self.max_upload_bytes})
+                             "defaults": defaults, "max_upload_bytes": self.max_upload_bytes})
 
     async def predict(self, request: Request) -> JSONResponse:
         start = time.perf_counter()
-        min_score = _float_query(request, "min_score", 0.0)
+        limits = (_number_query(request, "min_score", float, DEFAULT_MIN_SCORE),
+                  _number_query(request, "min_joints", int, DEFAULT_MIN_JOINTS),
+                  _number_query(request, "max_people", int, None))
         with_maps = request.query_params.get("maps", "0").lower() in ("1", "true", "yes")
         data, name = await self._read_upload(request)
         try:
@@ -107,7 +112,7 @@ class _PoseService:
             status = 400 if not data else 415
             raise HTTPException(status, f"{e} (send a JPEG, PNG, BMP, TIFF or WebP photo)") from None
         decoded = time.perf_counter()
-        result = await run_in_threadpool(self._run, image, min_score, with_maps)
+        result = await run_in_threadpool(self._run, image, limits, with_maps)
         result["timing_ms"]["upload_and_decode"] = _ms(decoded - start)
         result["timing_ms"]["total"] = _ms(time.perf_counter() - start)
         return JSONResponse(result)
@@ -144,12 +149,12 @@ class _PoseService:
         return (f"upload too large: {'over ' if at_least else ''}{size} bytes, the limit is "
                 f"{self.max_upload_bytes} bytes (ftpose serve --max-upload-mb)")
 
-    def _run(self, image, min_score: float, with_maps: bool) -> dict:
+    def _run(self, image, limits: tuple, with_maps: bool) -> dict:
         with self._lock:
             start = time.perf_counter()
             maps = self.predictor.maps(image)
             network = time.perf_counter()
-            people = self.predictor.decode(maps).above(min_score)
+            people = self.predictor.decode(maps).filtered(*limits)
             grouped = time.perf_counter()
             result = {**self._identity(), "width": image.shape[1], "height": image.shape[0], "count": len(people),
                       "people": people.records(),
@@ -163,14 +168,18 @@ class _PoseService:
         return result
 
 
-def _float_query(request: Request, name: str, default: float) -> float:
+def _number_query(request: Request, name: str, kind, default):
     text = request.query_params.get(name)
     if text is None:
         return default
     try:
-        return float(text)
+        value = kind(text)
     except ValueError:
-        raise HTTPException(400, f"query parameter {name}={text!r} is not a number") from None
+        raise HTTPException(400, f"query parameter {name}={text!r} is not {'an integer' if kind is int else 'a number'}") \
+            from None
+    if value < 0:
+        raise HTTPException(400, f"query parameter {name}={text!r} is negative")
+    return value
 
 
 def _jpeg_data_url(image) -> str:

@@ -184,6 +184,7 @@ $("min-score").addEventListener("change", () => {
 
 fetch("/models").then((r) => r.json()).then((info) => {
   layouts = info.layouts;
+  $("min-score").value = String(info.defaults.min_score);
   const model = $("model");
   model.textContent = `model: ${info.served.model}` +
     (info.served.trained ? "" : " (UNTRAINED: random weights, the poses are meaningless)");
