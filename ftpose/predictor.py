@@ -32,13 +32,13 @@ import math
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ftpose.export import create_backend
 from ftpose.keypoints import NUM_HEATMAPS, flip_maps
+from ftpose.models.resolve import resolve_model, untrained_message
 from ftpose.network_input import NetworkInput, network_stride, normalize, prepare_network_input, shown_size
 
 INPUT_HEIGHT = 368
@@ -72,11 +72,11 @@ class PoseMaps:
 class Predictor:
     """Multi-person pose estimation on BGR images with a trained network.
 
-    ``model`` is a registered model name (see ``ftpose.list_models()``; default
-    :func:`ftpose.models.default_model`, the most accurate model whose weights ship), a
-    network file (.xml, .onnx, .pb) or an ``nn.Module`` following the network contract
-    of docs/DEVELOPING.md.  With a
-    name and no ``weights``, the weights shipped as ``ftpose/assets/<name>.safetensors``
+    ``model`` is a model source (:mod:`ftpose.models.resolve`): a registered model name
+    (see ``ftpose.list_models()``; default :func:`ftpose.models.default_model`, the most
+    accurate model whose weights ship), a weights file or checkpoint, a network file
+    (.xml, .onnx, .pb) or an ``nn.Module`` following the network contract of
+    docs/DEVELOPING.md.  With a name and no ``weights``, the weights shipped as ``ftpose/assets/<name>.safetensors``
     are used; if there are none the network keeps its random initialisation,
     :attr:`trained` is False and an :class:`UntrainedNetworkWarning` is issued.
 
@@ -101,10 +101,7 @@ class Predictor:
         if not scales or any(s <= 0 for s in scales):
             raise ValueError(f"scales must be positive numbers, got {tuple(scales)}")
         self.device = torch.device(device)
-        if model is None:
-            from ftpose.models import default_model
-            model = default_model()
-        self.network, self.trained = _build_network(model, weights)
+        self.network, self.trained = resolve_model(model, weights)
         self.stride = network_stride(self.network)
         if decode_stride is None:
             decode_stride = self.stride / max(1.0, max(scales))
@@ -119,7 +116,7 @@ class Predictor:
         self.decode_stride = float(decode_stride)
         self.batch_size = max(1, int(batch_size))
         if not self.trained:
-            warnings.warn(untrained_message(model), UntrainedNetworkWarning, stacklevel=2)
+            warnings.warn(untrained_message(self.network), UntrainedNetworkWarning, stacklevel=2)
 
     # -- public API -----------------------------------------------------------------
 
@@ -293,32 +290,3 @@ def _check_image(image) -> np.ndarray:
     if min(image.shape[:2]) < 1:
         raise ValueError(f"empty image of shape {image.shape}")
     return image
-
-
-def untrained_message(model) -> str:
-    name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
-    from ftpose.models import ASSETS
-    return (f"no trained weights for '{name}' (none given and {ASSETS / f'{name}.safetensors'} "
-            "does not exist): the network is untrained and its output is meaningless; pass trained weights")
-
-
-def _build_network(model, weights) -> tuple[torch.nn.Module, bool]:
-    """The network and whether it carries trained weights."""
-    if isinstance(model, torch.nn.Module):
-        if weights is not None:
-            raise ValueError("pass either a model instance or weights to load, not both")
-        return model, True
-    from ftpose import models
-    from ftpose.models.foreign import NETWORK_FILE_SUFFIXES, load_network_file
-
-    if Path(str(model)).suffix.lower() in NETWORK_FILE_SUFFIXES:
-        if weights is not None:
-            raise ValueError("a network file carries its own weights; pass no weights with it")
-        return load_network_file(model), True
-    if weights is not None:
-        return models.load_model(weights), True
-    shipped = models.shipped_weights(model)
-    if shipped is not None:
-        return models.load_model(shipped), True
-    network = models.create_model(model)
-    return network, getattr(network, "pretrained", False)  # a ready-made network such as the teacher

@@ -247,19 +247,6 @@ def _matched_fraction(peaks, others) -> float:
     return hits / len(channels)
 
 
-def model_source(model: str) -> dict:
-    """Predictor arguments for a ``--models`` item: a registered name, a network file
-    (.xml, .onnx, .pb: run by its own runtime) or a weights file."""
-    from pathlib import Path
-
-    from ftpose.models import list_models
-    from ftpose.models.foreign import NETWORK_FILE_SUFFIXES
-
-    if model in list_models() or not Path(model).is_file() or Path(model).suffix.lower() in NETWORK_FILE_SUFFIXES:
-        return {"model": model}
-    return {"weights": model}
-
-
 NATIVE_BACKEND = "native"
 """The backend name under which bench times a foreign network file: its own runtime."""
 
@@ -292,7 +279,7 @@ def _peak_memory_child(model, backend, input_size, threads, calibration) -> floa
         torch.manual_seed(0)   # the weights bench uses, so ONNX files come from its cache
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UntrainedNetworkWarning)
-            predictor = Predictor(**model_source(model))
+            predictor = Predictor(model)
         run = create_backend("torch" if backend == NATIVE_BACKEND else backend, predictor.network,
                              calibration=calibration)
         run(torch.zeros(1, 3, *input_size))

@@ -146,7 +146,7 @@ class _Bench:
 
         from ftpose.models import create_model
         from ftpose.models.complexity import summarize
-        from ftpose.speed import is_foreign, model_source
+        from ftpose.speed import is_foreign
 
         network = predictor.network
         if is_foreign(network):   # a file of graphs and constants: no module tree to count
@@ -156,7 +156,7 @@ class _Bench:
         with torch.device("meta"):
             counted = create_model(network.model_name, **options)
         summary = summarize(counted, self.size)
-        return {"source": str(model_source(model).get("weights", model)), "trained": predictor.trained,
+        return {"source": str(model), "trained": predictor.trained,
                 "options": summary["options"], "params": summary["params"], "size_mb": summary["size_mb"],
                 "macs": summary["macs"], "backends": {}}
 
@@ -165,12 +165,12 @@ class _Bench:
 
         from ftpose.export import create_backend
         from ftpose.predictor import Predictor, UntrainedNetworkWarning
-        from ftpose.speed import TimedBackend, is_foreign, model_source
+        from ftpose.speed import TimedBackend, is_foreign
 
         torch.manual_seed(0)   # the same random weights every run: the ONNX cache stays valid
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UntrainedNetworkWarning)
-            predictor = Predictor(**model_source(model), device=self.device)
+            predictor = Predictor(model, device=self.device)
         # a network file runs in its own runtime: the torch backend only calls it
         run = create_backend("torch" if is_foreign(predictor.network) else backend, predictor.network,
                              self.device, calibration=photos)

@@ -20,7 +20,9 @@ LAYOUTS = ("coco17", "openpose18", "mpii16", "posetrack18", "posetrack17")
               help="Ground truth: COCO keypoints json; MPII json list or .mat; PoseTrack json or folder.")
 @click.option("--images", type=click.Path(file_okay=False, path_type=Path),
               help="Folder the annotations' image names are relative to (needed to run a model).")
-@click.option("--model", "model_name", help="Run this registered model (its shipped weights, if any).")
+@click.option("--model", "model_name",
+              help="Run this registered model (its shipped weights, if any), or a weights, checkpoint or "
+                   "network file (.safetensors, .pt, .xml, .onnx, .pb).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Run the network in these weights (.safetensors) or training checkpoint.")
 @click.option("--results", type=click.Path(exists=True, path_type=Path),

@@ -9,8 +9,6 @@ from ftpose.cli.info import parse_input_size
 from ftpose.cli.options import read_photos
 from ftpose.files import InputError
 
-WEIGHT_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt"}
-
 
 @click.command("export")
 @click.argument("source", metavar="MODEL|WEIGHTS")
@@ -36,15 +34,16 @@ WEIGHT_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt"}
               show_default=True, help="How --int8 sets activation ranges.")
 def command(source, fmt, out, dynamic, input_size, opset, options, verify_photos, int8, calibration,
             calibration_method):
-    """Export MODEL (a registered name, random weights) or WEIGHTS (a .safetensors file or
-    training checkpoint) to ONNX.
+    """Export MODEL (a registered name: its shipped weights if it has them, else random
+    weights; always random with --option) or WEIGHTS (a .safetensors file or training
+    checkpoint) to ONNX.
 
     The file takes 'image' (B,3,H,W) float32 BGR pixels/256 - 0.5 and returns the final
     'heatmaps' and 'pafs'.  It is written only after ONNX Runtime and PyTorch agree
     on real photos to 1e-4 (the differences are printed).
     """
     from ftpose.export.onnx import ExportError, export_onnx
-    from ftpose.predictor import untrained_message
+    from ftpose.models.resolve import untrained_message
 
     size = parse_input_size(input_size)
     network, trained = _load(source, options)
@@ -67,22 +66,20 @@ def command(source, fmt, out, dynamic, input_size, opset, options, verify_photos
 
 
 def _load(source: str, options):
-    """``(network, trained)`` from a weights file or a registered model name."""
+    """``(network, trained)`` from a model source (a registered name, or a weights or network file)."""
     from ftpose import models
+    from ftpose.models.foreign import OpenPoseLayoutNetwork
+    from ftpose.models.resolve import resolve_model
 
-    path = Path(source)
-    if path.suffix.lower() in WEIGHT_SUFFIXES or path.is_file():
-        if options:
-            raise click.UsageError("--option applies to a model name; a weights file records its own options")
-        try:
-            return models.load_model(path), True
-        except InputError as e:
-            raise click.ClickException(str(e)) from None
     try:
-        parsed = models.parse_options(options)
-        return models.create_model(source, **parsed).eval(), False
+        network, trained = resolve_model(source, options=models.parse_options(options))
+    except InputError as e:
+        raise click.ClickException(str(e)) from None
     except (ValueError, TypeError) as e:
         raise click.UsageError(str(e)) from None
+    if isinstance(network, OpenPoseLayoutNetwork):
+        raise click.UsageError(f"{source} is a network file already; export takes a model name or weights")
+    return network.eval(), trained
 
 
 def _write_int8(out: Path, calibration, method: str, size: tuple[int, int]) -> None:

@@ -9,8 +9,9 @@ from ftpose.files import InputError
 
 model_option = click.option(
     "--model", "model_name",
-    help="Registered model name or network file (.xml, .onnx, .pb); default: the most accurate "
-         "model whose weights ship (ftnet-light today). Ignored with --weights, whose file names its model.")
+    help="Registered model name, or a weights, checkpoint or network file (.safetensors, .pt, .xml, .onnx, "
+         ".pb); default: the most accurate model whose weights ship (ftnet-light today). Ignored with --weights, "
+         "whose file names its model.")
 weights_option = click.option(
     "--weights", type=click.Path(path_type=Path),
     help="Weights (.safetensors) or training checkpoint. Default: the shipped weights of --model, if any.")
@@ -65,7 +66,8 @@ def load_predictor(model_name, weights=None, **settings):
     import warnings
 
     from ftpose.export import BackendUnavailableError
-    from ftpose.predictor import Predictor, UntrainedNetworkWarning, untrained_message
+    from ftpose.models.resolve import untrained_message
+    from ftpose.predictor import Predictor, UntrainedNetworkWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UntrainedNetworkWarning)
