@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ftpose.evaluation.coco import load_coco_annotations
+from ftpose.data.coco import load_coco_annotations
 from ftpose.grouping import _REACH, GroupingParams, People, decode
 from ftpose.keypoints import COCO17, LIMBS, NETWORK, NUM_LIMBS, NUM_PARTS, convert
 from ftpose.targets import encode

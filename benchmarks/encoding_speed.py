@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftpose.evaluation.coco import load_coco_annotations
+from ftpose.data.coco import load_coco_annotations
 from ftpose.keypoints import COCO17, NETWORK, convert
 from ftpose.targets import downsample_mask, encode, ignore_mask
 

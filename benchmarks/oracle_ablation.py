@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from ftpose.evaluation.coco import evaluate_coco, load_coco_annotations
+from ftpose.data.coco import load_coco_annotations
+from ftpose.evaluation.coco import evaluate_coco
 from ftpose.evaluation.oracle import oracle_results
 from ftpose.grouping import GroupingParams
 

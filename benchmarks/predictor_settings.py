@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ftpose.evaluation.coco import evaluate_coco, load_coco_annotations
+from ftpose.data.coco import load_coco_annotations
+from ftpose.evaluation.coco import evaluate_coco
 from ftpose.files import read_image
 from ftpose.predictor import MULTI_SCALES, Predictor
 

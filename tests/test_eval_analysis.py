@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
+from ftpose.data.coco import load_coco_annotations
 from ftpose.evaluation import analysis
-from ftpose.evaluation.coco import evaluate_coco, load_coco_annotations, run_cocoeval
+from ftpose.evaluation.coco import evaluate_coco, run_cocoeval
 from ftpose.keypoints import COCO17
 
 

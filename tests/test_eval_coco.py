@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from ftpose.evaluation.coco import evaluate_coco, load_coco_annotations, load_coco_results
+from ftpose.data.coco import load_coco_annotations
+from ftpose.evaluation.coco import evaluate_coco, load_coco_results
 from ftpose.files import InputError
 from ftpose.keypoints import COCO17
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from ftpose.evaluation.coco import load_coco_annotations
+from ftpose.data.coco import load_coco_annotations
 from ftpose.grouping import GroupingParams, People, decode, find_peaks
 from ftpose.keypoints import COCO17, NETWORK, NUM_PARTS, convert, flip_maps
 from ftpose.targets import encode

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ftpose.evaluation.coco import evaluate_coco, load_coco_annotations
+from ftpose.data.coco import load_coco_annotations
+from ftpose.evaluation.coco import evaluate_coco
 from ftpose.evaluation.oracle import oracle_people, oracle_results
 from ftpose.keypoints import COCO17, NETWORK, convert
 

@@ -123,7 +123,8 @@ def test_rejects_images_that_are_not_bgr_uint8():
 
 def test_perfect_maps_of_real_annotations_score_like_the_oracle(shared_data):
     """End to end on real COCO people: perfect maps through the predictor reach AP >= 0.9."""
-    from ftpose.evaluation.coco import evaluate_coco, load_coco_annotations
+    from ftpose.data.coco import load_coco_annotations
+    from ftpose.evaluation.coco import evaluate_coco
 
     coco = load_coco_annotations(shared_data / "coco8_pose" / "person_keypoints_train.json")
     results = []

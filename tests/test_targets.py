@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ftpose.evaluation.coco import load_coco_annotations
+from ftpose.data.coco import load_coco_annotations
 from ftpose.keypoints import LIMBS, NETWORK, NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
 from ftpose.targets import cell_centres, downsample_mask, encode, ignore_mask, map_size
 

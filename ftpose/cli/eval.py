@@ -131,7 +131,7 @@ class _Evaluation:
     def __init__(self, dataset: str, ann: Path):
         self.dataset, self.ann, self.skipped = dataset, ann, 0
         if dataset == "coco":
-            from ftpose.evaluation.coco import load_coco_annotations
+            from ftpose.data.coco import load_coco_annotations
 
             self.gt = load_coco_annotations(ann)
         elif dataset == "mpii":

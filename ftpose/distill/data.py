@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from ftpose.data import AugmentConfig, MixedDataset, Sample, crop_transform
+from ftpose.data.coco import load_coco_annotations
 from ftpose.data.dataset import channel_weights
-from ftpose.evaluation.coco import load_coco_annotations
 from ftpose.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, InputError, read_image, write_image
 from ftpose.network_input import PAD_VALUE, STRIDE, network_stride
 from ftpose.targets import ignore_mask

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ftpose.evaluation.coco import load_coco_annotations, load_coco_results, run_cocoeval
+from ftpose.data.coco import load_coco_annotations
+from ftpose.evaluation.coco import load_coco_results, run_cocoeval
 from ftpose.keypoints import COCO17
 
 KEYPOINT_ERRORS = ("miss", "swap", "inversion", "jitter")  # the order of Fig. 6

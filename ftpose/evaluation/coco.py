@@ -13,51 +13,12 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from ftpose.data.coco import load_coco_annotations
 from ftpose.files import InputError, read_json
 from ftpose.keypoints import COCO17
 
 METRICS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
 MAX_PEOPLE_PER_IMAGE = 20  # COCO keypoints' maxDets
-
-
-def load_coco_annotations(ann) -> COCO:
-    """A pycocotools ``COCO`` from a path, a dict or an existing ``COCO``, validated.
-
-    Raises :class:`InputError` naming the file when keys are missing or an annotation
-    does not carry 17 keypoint triplets.
-    """
-    if isinstance(ann, COCO):
-        return ann
-    source = "<dict>" if isinstance(ann, dict) else ann
-    data = copy.deepcopy(ann) if isinstance(ann, dict) else read_json(ann)
-    if not isinstance(data, dict):
-        raise InputError(source, "not a COCO annotation file (top level is not an object)")
-    for key in ("images", "annotations"):
-        if not isinstance(data.get(key), list):
-            raise InputError(source, f"not a COCO annotation file (missing '{key}' list)")
-    for i, im in enumerate(data["images"]):
-        missing = [k for k in ("id", "width", "height") if k not in im]
-        if missing:
-            raise InputError(source, f"images[{i}] lacks {', '.join(missing)}")
-    expected = 3 * len(COCO17)
-    for i, a in enumerate(data["annotations"]):
-        missing = [k for k in ("image_id", "keypoints") if k not in a]
-        if missing:
-            raise InputError(source, f"annotations[{i}] (id {a.get('id')}) lacks {', '.join(missing)}")
-        if len(a["keypoints"]) != expected:
-            raise InputError(source, f"annotations[{i}] (id {a.get('id')}) has {len(a['keypoints'])} keypoint "
-                                     f"values, expected {expected} (17 x, y, v)")
-        a.setdefault("iscrowd", 0)
-        a.setdefault("num_keypoints", int(np.count_nonzero(np.asarray(a["keypoints"])[2::3])))
-        if "area" not in a or "bbox" not in a:
-            raise InputError(source, f"annotations[{i}] (id {a.get('id')}) lacks 'area' or 'bbox'")
-    data.setdefault("categories", [{"id": 1, "name": "person", "keypoints": list(COCO17.keypoints),
-                                    "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton]}])
-    coco = COCO()
-    coco.dataset = data
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
 
 
 def load_coco_results(results, gt: COCO, source=None) -> list[dict]:

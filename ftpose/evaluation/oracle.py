@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ftpose.evaluation.coco import load_coco_annotations
+from ftpose.data.coco import load_coco_annotations
 from ftpose.grouping import GroupingParams, People, decode
 from ftpose.keypoints import COCO17, NETWORK, convert
 from ftpose.network_input import STRIDE

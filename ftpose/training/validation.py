@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from ftpose.evaluation.coco import evaluate_coco, load_coco_annotations
+from ftpose.data.coco import load_coco_annotations
+from ftpose.evaluation.coco import evaluate_coco
 from ftpose.files import read_image
 
 
