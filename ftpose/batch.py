@@ -26,8 +26,9 @@ from ftpose.sources import Source
 @dataclass(frozen=True)
 class OutputPlan:
     """Where results go; any may be None.  ``out`` holds overlays (and maps with
-    ``save_maps``); the journal and manifest lie beside the first of ``json``, ``csv``,
-    ``out``, ``posetrack``, ``openpose`` given."""
+    ``save_maps``).  The journal and manifest lie beside the first of ``json`` and
+    ``csv`` given, else in ``out``, else beside the ``openpose`` or ``posetrack`` folder
+    (never inside it: readers take every ``.json`` there)."""
 
     out: Path | None = None
     json: Path | None = None
@@ -44,9 +45,11 @@ class OutputPlan:
         for file in (self.json, self.csv):
             if file is not None:
                 return file.with_suffix(".jsonl")
-        for folder in (self.out, self.posetrack, self.openpose):
+        if self.out is not None:
+            return self.out / "predictions.jsonl"
+        for folder in (self.openpose, self.posetrack):
             if folder is not None:
-                return folder / "predictions.jsonl"
+                return folder.with_name(folder.name + ".jsonl")
         return None
 
     @property

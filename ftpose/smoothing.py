@@ -8,8 +8,9 @@ height of the track's keypoint box), so the same settings suit people near and f
 
 **Recorded video**: :func:`smooth_offline` sees the whole track at once.  It fills
 gaps of up to ``max_gap`` frames (a joint, or the whole person, missed by the
-detector) by linear interpolation and smooths each joint with a centred Gaussian,
-which, being symmetric in time, adds no lag.
+detector) by linear interpolation and smooths each joint with a Savitzky-Golay filter
+(a moving least-squares quadratic): it is centred, so it adds no lag, and it keeps
+steady motion and its curvature exactly, also at the ends of a track.
 
 Both take frames with no people, joints that come and go, and tracks that end.
 """
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.signal import savgol_filter
 
 from ftpose.grouping import People
 from ftpose.keypoints import NUM_PARTS
@@ -114,11 +115,13 @@ def _person_height(keypoints: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class OfflineParams:
-    """``max_gap``: the longest run of missed frames filled in; ``sigma``: the Gaussian's
-    standard deviation in frames.  Defaults chosen with ``benchmarks/smoothing_jitter.py``."""
+    """``max_gap``: the longest run of missed frames filled in; ``window``: frames in each
+    quadratic fit (odd; runs shorter than it are fitted with the longest odd window they
+    allow, runs under 5 frames left as they are).  Defaults chosen with
+    ``benchmarks/smoothing_jitter.py``."""
 
     max_gap: int = 5
-    sigma: float = 1.5
+    window: int = 9
 
 
 def smooth_offline(frames: Sequence[People], params: OfflineParams | None = None) -> list[People]:
@@ -159,9 +162,9 @@ def smooth_offline(frames: Sequence[People], params: OfflineParams | None = None
                 series[:, axis] = np.where(found, series[:, axis], _fill_values(series[:, axis], found, gaps))
             usable = found | gaps
             for start, stop in _runs(usable):
-                if stop - start > 1 and params.sigma > 0:
-                    series[start:stop, :2] = gaussian_filter1d(series[start:stop, :2], params.sigma, axis=0,
-                                                               mode="nearest")
+                window = min(params.window, stop - start - (stop - start + 1) % 2)
+                if window >= 5:
+                    series[start:stop, :2] = savgol_filter(series[start:stop, :2], window, 2, axis=0, mode="interp")
             series[~usable] = 0.0
             keypoints[:, t, k] = series
 

@@ -119,3 +119,28 @@ def write_video(clip: Clip, path, fps: float = 10.0) -> Path:
         for frame in clip.frames:
             writer.write(frame)
     return Path(path)
+
+
+def posetrack_sequence(clip: Clip, name: str):
+    """The clip's ground truth as a PoseTrack sequence (frames named ``NAME/000000.jpg``...)."""
+    from ftpose.evaluation import posetrack as pt
+    from ftpose.keypoints import POSETRACK17, convert
+
+    frames = []
+    for t, (truth, heads) in enumerate(zip(clip.keypoints, clip.head_boxes)):
+        keypoints = convert(truth, COCO17, POSETRACK17)
+        keypoints[..., 2] = (keypoints[..., 2] > 0).astype(float)
+        head_size = pt.HEAD_BOX_FACTOR * np.hypot(heads[:, 2], heads[:, 3])
+        frames.append(pt.GroundTruthFrame(f"{name}/{t:06d}.jpg", None, keypoints, head_size, np.array([0, 1])))
+    return pt.Sequence(name, frames)
+
+
+def posetrack_predictions(frames, name: str) -> dict:
+    """Tracked ``People`` per frame as PoseTrack predictions for :func:`posetrack_sequence`."""
+    from ftpose.evaluation import posetrack as pt
+
+    out = {}
+    for t, people in enumerate(frames):
+        coco = people.to_coco17().astype(np.float64)
+        out[f"{name}/{t:06d}.jpg"] = pt.PredictedPeople(coco, coco[..., 2], people.track_ids)
+    return out

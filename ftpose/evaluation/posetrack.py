@@ -396,7 +396,8 @@ def tracking_counts(frames: list[Frame], threshold: float = PCKH_THRESHOLD) -> l
 def evaluate_posetrack(ground_truth, predictions: dict, layout: KeypointSet = POSETRACK18,
                        threshold: float = PCKH_THRESHOLD) -> dict[str, float | None]:
     """Table 4 metrics (fractions; MOTA may be negative): Head ... Ankle, mAP, ``AP/<joint>``,
-    and, when every prediction has a track id, MOTA, MOTP, precision, recall and ``MOTA/<column>``.
+    and, when every prediction has a track id, MOTA, MOTP, precision, recall, ``MOTA/<column>``
+    and ``switches`` (identity switches summed over the scored joints, a count).
 
     ``ground_truth`` is a path or the list from :func:`load_ground_truth`; ``predictions``
     maps image ids or file names to :class:`PredictedPeople` (see :func:`load_results`).
@@ -423,7 +424,9 @@ def _tracking_metrics(counts: list[MotCounts], scored: np.ndarray) -> dict[str, 
 
     mota = {n: (c.mota if ok and not np.isnan(c.mota) else None) for n, c, ok in zip(JOINTS, counts, scored)}
     out = {"MOTA": mean([c.mota for c in counts]), "MOTP": mean([c.motp for c in counts]),
-           "precision": mean([c.precision for c in counts]), "recall": mean([c.recall for c in counts])}
+           "precision": mean([c.precision for c in counts]), "recall": mean([c.recall for c in counts]),
+           # a count, not a fraction: identity switches of the scored joints' tracks, summed
+           "switches": int(sum(c.switches for c, ok in zip(counts, scored) if ok))}
     out.update({f"MOTA/{k}": v for k, v in group_means(mota, COLUMNS).items()})
     out.update({f"MOTA/{n}": v for n, v in mota.items()})
     return out

@@ -24,6 +24,8 @@ class Table:
     def cell(self, value) -> str:
         if value is None:
             return "n/a"
+        if isinstance(value, int):   # a count (identity switches)
+            return str(value)
         text = f"{100 * value:.1f}" if self.percent else f"{value:.3f}"
         return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.0"
 
@@ -41,7 +43,7 @@ def tables_for(dataset: str, metrics: dict, label: str = "") -> list[Table]:
     if dataset == "posetrack" and "MOTA" in metrics:
         row = {f"MOTA {c}": metrics.get(f"MOTA/{c}") for c in PART_COLUMNS}
         row.update({"MOTA": metrics["MOTA"], "MOTP": metrics["MOTP"], "Prec": metrics["precision"],
-                    "Rec": metrics["recall"]})
+                    "Rec": metrics["recall"], "IDsw": metrics.get("switches")})
         tables.append(Table("PoseTrack tracking (CLEAR MOT per joint, averaged), %", tuple(row), [(label, row)],
                             percent=True))
     return tables
