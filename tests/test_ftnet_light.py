@@ -49,6 +49,7 @@ def from_ir(intel_ir):
     return model
 
 
+@pytest.mark.openvino
 def test_onnx_export_matches_pytorch_on_a_real_photo(from_ir, tmp_path):
     """With trained weights (random ones give maps in the hundreds, where 1e-4 is float noise)."""
     report = export_onnx(from_ir, tmp_path / "light.onnx", input_size=(184, 216))
@@ -68,6 +69,7 @@ def _ir_layer_output(intel_ir, layer: str, pixels: np.ndarray) -> np.ndarray:
     return compiled({0: pixels.transpose(2, 0, 1)[None].astype(np.float32)})[compiled.outputs[-1]]
 
 
+@pytest.mark.openvino
 @pytest.mark.parametrize("layer, tap, min_correlation, max_relative_error", [
     ("relu1", lambda m, x: torch.relu(m.backbone.conv1(x)), 0.9999, 0.01),   # the input convention, folded in
     ("relu4_4_CPM", lambda m, x: m.backbone(x), 0.995, 0.10),                # the whole backbone
@@ -86,6 +88,7 @@ def test_backbone_from_the_ir_computes_the_irs_features_on_a_real_photo(from_ir,
     assert np.abs(features - expected).mean() < max_relative_error * np.abs(expected).mean()
 
 
+@pytest.mark.openvino
 def test_network_from_the_ir_gives_the_irs_maps(from_ir, intel_ir):
     """Final maps: the same as Intel's network's, in ftpose's channel order (transfer starts near zero)."""
     pixels = prepare_network_input(read_image(SAMPLE_PHOTO), 368).pixels
@@ -96,6 +99,7 @@ def test_network_from_the_ir_gives_the_irs_maps(from_ir, intel_ir):
         assert np.corrcoef(mine[0].numpy().ravel(), theirs.ravel())[0, 1] > 0.998
 
 
+@pytest.mark.openvino
 def test_loading_another_ir_is_refused(tmp_path):
     openvino = pytest.importorskip("openvino")
     path = tmp_path / "other.onnx"
