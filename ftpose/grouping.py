@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ftpose.keypoints import COCO17, LIMBS, NETWORK, NUM_LIMBS, NUM_PARTS, convert
+from ftpose.keypoints import COCO17, LIMB_LENGTHS, LIMBS, NETWORK, NUM_LIMBS, NUM_PARTS, convert
 
 _LIMB_ENDS = np.array(LIMBS)  # (19, 2)
 
@@ -285,22 +285,13 @@ def _skeleton_reach() -> np.ndarray:
     """``reach[i, j]``: the longest distance joints ``i`` and ``j`` can be apart, in body heights.
 
     The shortest path between them along the limbs, each limb at its typical length
-    (roughly Drillis and Contini's segment lengths, rounded up; the head's are
-    estimates).  A limb never looks longer than it is in a 2-D projection, so a real
+    (:data:`ftpose.keypoints.LIMB_LENGTHS`).  A limb never looks longer than it is in a 2-D projection, so a real
     person's joints satisfy ``distance <= scale * reach`` for the person's height.
     """
-    typical = {"neck-right_shoulder": 0.13, "neck-left_shoulder": 0.13,
-               "right_shoulder-right_elbow": 0.19, "right_elbow-right_wrist": 0.16,
-               "left_shoulder-left_elbow": 0.19, "left_elbow-left_wrist": 0.16,
-               "neck-right_hip": 0.31, "right_hip-right_knee": 0.25, "right_knee-right_ankle": 0.25,
-               "neck-left_hip": 0.31, "left_hip-left_knee": 0.25, "left_knee-left_ankle": 0.25,
-               "neck-nose": 0.12, "nose-right_eye": 0.04, "right_eye-right_ear": 0.07,
-               "nose-left_eye": 0.04, "left_eye-left_ear": 0.07,
-               "right_shoulder-right_ear": 0.13, "left_shoulder-left_ear": 0.13}
     reach = np.full((NUM_PARTS, NUM_PARTS), np.inf)
     np.fill_diagonal(reach, 0.0)
-    for a, b in LIMBS:
-        reach[a, b] = reach[b, a] = typical[f"{NETWORK.keypoints[a]}-{NETWORK.keypoints[b]}"]
+    for (a, b), length in zip(LIMBS, LIMB_LENGTHS):
+        reach[a, b] = reach[b, a] = length
     for k in range(NUM_PARTS):  # Floyd-Warshall
         reach = np.minimum(reach, reach[:, k, None] + reach[None, k, :])
     return reach

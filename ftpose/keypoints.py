@@ -147,6 +147,28 @@ LIMBS: tuple[tuple[int, int], ...] = _OPENPOSE18_LIMBS
 NUM_LIMBS = len(LIMBS)               # 19
 NUM_PAFS = 2 * NUM_LIMBS             # 38
 
+LIMB_LENGTHS: tuple[float, ...] = (
+    0.13, 0.13,                 # neck - shoulders
+    0.19, 0.16, 0.19, 0.16,     # shoulder - elbow - wrist, right then left
+    0.31, 0.25, 0.25,           # neck - right hip - knee - ankle
+    0.31, 0.25, 0.25,           # neck - left hip - knee - ankle
+    0.12, 0.04, 0.07, 0.04, 0.07,   # neck - nose, nose - eye - ear (right, left)
+    0.13, 0.13)                 # shoulder - ear (right, left)
+"""Typical length of each limb of :data:`LIMBS` (same order), as a fraction of body height:
+roughly Drillis and Contini's segment lengths, rounded up; the head's are estimates."""
+
+UPRIGHT_PERSON: tuple[tuple[float, float], ...] = (
+    (0.0, .09), (0.0, .19), (-.12, .20), (-.15, .34), (-.16, .47), (.12, .20), (.15, .34), (.16, .47),
+    (-.07, .50), (-.08, .72), (-.08, .94), (.07, .50), (.08, .72), (.08, .94),
+    (-.03, .07), (.03, .07), (-.06, .08), (.06, .08))
+"""An upright person facing the camera, in :data:`NETWORK` order: ``(x, y)`` of each joint
+in units of the person's height from the top of the head (x from the body's midline)."""
+
+
+def upright_person(x: float, y: float, height: float, visibility: float = 2.0) -> np.ndarray:
+    """``(18, 3)`` keypoints of :data:`UPRIGHT_PERSON` ``height`` tall with the head top at ``(x, y)``."""
+    return np.array([(x + dx * height, y + dy * height, visibility) for dx, dy in UPRIGHT_PERSON])
+
 
 def _limb_flip_permutation() -> np.ndarray:
     perm = NETWORK.flip_permutation

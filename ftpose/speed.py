@@ -29,17 +29,10 @@ import torch
 STAGES = ("read", "preprocess", "network", "merge", "grouping", "drawing")
 
 FP32_PEAK_GMACS_PER_CORE = 120.0
-"""This machine's fp32 peak per core (REFERENCE §6: 200-240 GMAC/s for its two Zen 5
-cores, two 512-bit FMA pipes each).  bf16 dot products (AVX-512 BF16) do twice the MACs
+"""The fp32 peak per core of the machine this was developed on (a Zen 5 core: two 512-bit
+FMA pipes, 16 fp32 lanes each, at about 3.75 GHz).  bf16 dot products (AVX-512 BF16) do twice the MACs
 per instruction and int8 ones (AVX-512 VNNI) four times, hence :data:`PEAK_FACTOR`."""
 PEAK_FACTOR = {"fp32": 1, "bf16": 2, "int8": 4}
-
-# An upright person facing the camera, OpenPose-18 order: (x, y) in units of the
-# person's height from the top of the head.  Used to draw grouping scenes.
-UPRIGHT_PERSON = ((0.0, .09), (0.0, .19), (-.12, .20), (-.15, .34), (-.16, .47), (.12, .20), (.15, .34),
-                  (.16, .47), (-.07, .50), (-.08, .72), (-.08, .94), (.07, .50), (.08, .72), (.08, .94),
-                  (-.03, .07), (.03, .07), (-.06, .08), (.06, .08))
-
 
 def summarize_times(seconds: Sequence[float]) -> dict:
     """Median, quartiles and minimum of a list of durations, in milliseconds."""
@@ -79,6 +72,7 @@ def grouping_scene(num_people: int, height: int = 368, width: int = 432) -> tupl
     Up to five people share a row; rows split the height.  Every joint and limb is
     there, as on a trained network's maps of people in full view.
     """
+    from ftpose.keypoints import upright_person
     from ftpose.network_input import STRIDE
     from ftpose.targets import encode
 
@@ -90,7 +84,7 @@ def grouping_scene(num_people: int, height: int = 368, width: int = 432) -> tupl
         row, col = divmod(i, per_row)
         x0 = (col + 0.5) * width / per_row
         y0 = row * height / rows + 0.05 * height / rows
-        keypoints.append([(x0 + dx * person_height, y0 + dy * person_height, 2.0) for dx, dy in UPRIGHT_PERSON])
+        keypoints.append(upright_person(x0, y0, person_height))
     return encode(np.array(keypoints), height, width, stride=STRIDE)
 
 

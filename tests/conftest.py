@@ -30,6 +30,14 @@ SHARED_MODELS = Path(os.environ.get("FTPOSE_TEST_MODELS", ROOT.parent / "shared"
 INTEL_IR = SHARED_MODELS / "human-pose-estimation-0001" / "FP16-INT8" / "human-pose-estimation-0001.xml"
 
 
+@pytest.fixture(scope="module")
+def photo():
+    """The bundled sample photo (COCO 000000000790, four people), uint8 BGR; one copy per test module."""
+    from ftpose.files import SAMPLE_PHOTO, read_image
+
+    return read_image(SAMPLE_PHOTO)
+
+
 @pytest.fixture(scope="session")
 def intel_ir() -> Path:
     """Intel's Lightweight OpenPose IR (a development network, never shipped); skips when absent.

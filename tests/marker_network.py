@@ -16,22 +16,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ftpose.keypoints import NETWORK
+from ftpose.keypoints import NETWORK, upright_person
 from ftpose.models import register_model
 from ftpose.targets import encode
 
 DARK, BRIGHT = 50, 200
 
 
-def standing_person(x: float, y: float, height: float) -> np.ndarray:
-    """``(18, 3)`` keypoints of an upright person facing the camera, head top at (x, y)."""
-    layout = [(0, .08), (0, .18), (-.11, .19), (-.14, .34), (-.15, .47), (.11, .19), (.15, .33),
-              (.17, .46), (-.07, .5), (-.08, .72), (-.08, .95), (.07, .5), (.09, .72), (.1, .95),
-              (-.03, .06), (.03, .06), (-.06, .07), (.06, .07)]
-    return np.array([(x + dx * height, y + dy * height, 2.0) for dx, dy in layout])
-
-
-TWO_PEOPLE = np.stack([standing_person(0.3, 0.1, 0.8), standing_person(0.7, 0.2, 0.6)])
+TWO_PEOPLE = np.stack([upright_person(0.3, 0.1, 0.8), upright_person(0.7, 0.2, 0.6)])
 """Relative keypoints of the people ``test-marker`` draws."""
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ftpose.export import create_backend
 from ftpose.export.backends import (BackendUnavailableError, OnnxRuntimeBackend, OpenVinoBackend, onnx_cache_dir,
                                     pipeline_threads, weights_digest)
-from ftpose.files import SAMPLE_PHOTO, read_image
+from ftpose.files import read_image
 from ftpose.keypoints import NUM_HEATMAPS
 from ftpose.models import create_model
 from ftpose.network_input import network_batch, prepare_network_input
@@ -51,11 +51,6 @@ def private_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FTPOSE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         yield
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return read_image(SAMPLE_PHOTO)
 
 
 def tiny_ftnet():

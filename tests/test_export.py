@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from ftpose.cli import main
-from ftpose.export.onnx import (INPUT_NAME, OUTPUT_NAMES, SAMPLE_PHOTO, TOLERANCE, ExportError, FinalMaps,
+from ftpose.export.onnx import (INPUT_NAME, OUTPUT_NAMES, TOLERANCE, ExportError, FinalMaps,
                                 export_onnx, read_metadata)
 from ftpose.export.quantize import calibration_inputs, quantize_int8
 from ftpose.files import InputError, read_image
@@ -29,11 +29,6 @@ def tiny_ftnet():
 def exported(tiny_ftnet, tmp_path_factory):
     path = tmp_path_factory.mktemp("export") / "tiny.onnx"
     return export_onnx(tiny_ftnet, path)
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return read_image(SAMPLE_PHOTO)
 
 
 def onnx_maps(path, x):

@@ -73,6 +73,15 @@ def test_limb_and_map_flip_permutations():
     assert np.allclose(hm2, hm) and np.allclose(paf2, paf)
 
 
+def test_limb_lengths_and_the_upright_person_are_mirror_symmetric():
+    lengths = np.array(K.LIMB_LENGTHS)
+    assert len(lengths) == K.NUM_LIMBS and np.all(lengths > 0)
+    assert np.array_equal(lengths[K.LIMB_FLIP_PERMUTATION], lengths)
+    person = K.upright_person(100.0, 10.0, 200.0)
+    mirrored = K.NETWORK.flip(person, 201.0)       # about x = 100, the person's midline
+    assert np.allclose(mirrored, person)
+
+
 def test_convert_rejects_wrong_shapes():
     with pytest.raises(ValueError, match="coco17"):
         K.convert(np.zeros((2, 18, 3)), "coco17", "openpose18")

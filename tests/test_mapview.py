@@ -27,11 +27,6 @@ ANNOTATIONS = Path(__file__).parent / "data" / "000000000790_keypoints.json"
 
 
 @pytest.fixture(scope="module")
-def photo():
-    return read_image(SAMPLE_PHOTO)
-
-
-@pytest.fixture(scope="module")
 def annotated():
     """``(P, 18, 3)`` network-layout keypoints of the sample photo's annotated people."""
     people = json.loads(ANNOTATIONS.read_text())["annotations"]

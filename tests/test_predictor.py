@@ -14,9 +14,9 @@ import warnings
 import numpy as np
 import pytest
 
-from ftpose.keypoints import COCO17, NETWORK, convert
+from ftpose.keypoints import COCO17, NETWORK, convert, upright_person
 from ftpose.predictor import MULTI_SCALES, Predictor, UntrainedNetworkWarning
-from marker_network import MarkerNetwork, standing_person, to_relative, two_halves_image
+from marker_network import MarkerNetwork, to_relative, two_halves_image
 
 
 def marker(truth: np.ndarray, height: int, width: int) -> MarkerNetwork:
@@ -53,8 +53,8 @@ def assert_close_to_truth(found, truth, height, exact: bool):
 @pytest.mark.parametrize("height, width", [(301, 517), (450, 237), (1000, 1333)])
 @pytest.mark.parametrize("scales, flip", [((1.0,), False), ((1.0,), True), (MULTI_SCALES, False)])
 def test_keypoints_come_back_in_original_pixels(height, width, scales, flip):
-    truth = np.stack([standing_person(0.3 * width, 0.1 * height, 0.8 * height),
-                      standing_person(0.7 * width, 0.2 * height, 0.6 * height)])
+    truth = np.stack([upright_person(0.3 * width, 0.1 * height, 0.8 * height),
+                      upright_person(0.7 * width, 0.2 * height, 0.6 * height)])
     network = marker(truth, height, width)
     people = Predictor(network, scales=scales, flip=flip).predict(two_halves_image(height, width))
     assert len(people) == 2
@@ -67,7 +67,7 @@ def test_keypoints_come_back_in_original_pixels(height, width, scales, flip):
 
 def test_flip_gives_the_same_people():
     height, width = 333, 479
-    truth = np.stack([standing_person(150, 30, 280), standing_person(330, 60, 240)])
+    truth = np.stack([upright_person(150, 30, 280), upright_person(330, 60, 240)])
     plain = Predictor(marker(truth, height, width)).predict(two_halves_image(height, width))
     flipped = Predictor(marker(truth, height, width), flip=True).predict(two_halves_image(height, width))
     assert len(plain) == len(flipped) == 2
@@ -84,7 +84,7 @@ def test_input_height_follows_scale_and_aspect():
 
 def test_decode_stride_trades_resolution_not_geometry():
     height, width = 301, 517
-    truth = standing_person(200, 20, 250)[None]
+    truth = upright_person(200, 20, 250)[None]
     for decode_stride in (8, 4, 1):
         predictor = Predictor(marker(truth, height, width), decode_stride=decode_stride)
         maps = predictor.maps(two_halves_image(height, width))
@@ -98,7 +98,7 @@ def test_decode_stride_trades_resolution_not_geometry():
 
 def test_batch_of_mixed_sizes_equals_one_by_one():
     sizes = [(301, 517), (301, 517), (240, 320)]
-    truth = standing_person(100, 20, 200)[None]
+    truth = upright_person(100, 20, 200)[None]
     images = [two_halves_image(h, w) for h, w in sizes]
     # one network per image size, each knowing its own image's geometry
     for (h, w), image in zip(sizes, images):

@@ -96,9 +96,8 @@ class OnnxRuntimeBackend:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         # Idle workers sleep instead of spinning: spinning workers hold the cores that the
-        # pipeline's other steps (resizing, merging, grouping) need.  Measured with ftpose
-        # bench on the 2-core machine: end to end 436-450 vs 518-552 ms per frame in fp32,
-        # 132-145 vs 154-193 in int8, and the network alone no slower.
+        # pipeline's other steps (resizing, merging, grouping) need; end to end is faster
+        # and the network alone no slower (docs/DEVELOPING.md, Measured design choices).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.path), options, providers=list(providers))
 
@@ -116,13 +115,10 @@ class OpenVinoBackend:
     convolutions in int8 whatever it says.  ``threads``: default PyTorch's, one per core.
 
     The graph is compiled once, with its batch, height and width left free.  Compiling
-    per input shape instead (reshape + compile, kept per shape) was measured against it
-    on ftnet at 368x432, 2 threads, medians of 15-40 interleaved runs in one process on
-    the 2-core machine under load: in steady state int8 was 4-5% faster (187-193 vs
-    194-204 ms), fp32 and bf16 0-2% (noise), but every new shape then costs a
-    0.15-0.7 s compile and ~180 MB more memory (fp32), where the dynamic graph's first
-    call at a new shape costs 30-80 ms once and ~0-50 MB.  The predictor meets a new
-    shape for every image aspect ratio and scale, so one dynamic graph is faster overall.
+    per input shape instead is a little faster in steady state but costs a compile and
+    much more memory for every new shape, and the predictor meets a new shape for every
+    image aspect ratio and scale, so one dynamic graph is faster overall
+    (docs/DEVELOPING.md, Measured design choices).
     """
 
     def __init__(self, path, precision: str = "f32", threads: int | None = None, name: str = "openvino"):
@@ -209,9 +205,8 @@ def pipeline_threads(backend):
 
     The predictor's own tensor work around the network (normalising, merging maps)
     takes well under a millisecond on one thread, while idle PyTorch workers keep
-    spinning on the cores ONNX Runtime's (or OpenVINO's) threads need: end to end 3-5%
-    slower with ONNX Runtime int8 here, 8% with OpenVINO int8 (415 vs 381 ms per
-    ``predict`` of the sample photo, medians of 24 interleaved runs).  PyTorch backends
+    spinning on the cores ONNX Runtime's (or OpenVINO's) threads need, which slows the
+    whole pipeline (docs/DEVELOPING.md, Measured design choices).  PyTorch backends
     keep every thread.
     """
     threads = torch.get_num_threads()

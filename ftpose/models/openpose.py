@@ -1,6 +1,6 @@
 """``openpose``: the part-affinity-field network of Cao et al. 2017, the paper's baseline.
 
-Structure as OpenPose's public COCO model has it (REFERENCE §2): the VGG-19/10 + CPM
+Structure as OpenPose's public COCO model has it: the VGG-19/10 + CPM
 backbone, a first stage of two :class:`DetectionBranch` es (joints -> 19 heatmaps, limbs
 -> 38 PAFs), then ``stages - 1`` refinement stages that each read
 ``concat(heatmaps, PAFs, backbone features)`` (185 channels) and run, per branch, five

@@ -1,6 +1,6 @@
 """The VGG-19/10 + CPM backbone shared by ``ftnet`` and ``openpose``, and its ImageNet start.
 
-Backbone (OpenPose's, REFERENCE §2): VGG-19 ``conv1_1 … conv4_2`` (ten 3x3 convs,
+Backbone (OpenPose's public COCO model): VGG-19 ``conv1_1 … conv4_2`` (ten 3x3 convs,
 three 2x2 max-pools), then ``conv4_3_cpm`` (3x3, 256) and ``conv4_4_cpm`` (3x3, 128),
 each followed by a ReLU.  Output: 128 channels at stride 8.
 
@@ -72,9 +72,9 @@ def init_conv(conv: nn.Conv2d) -> nn.Conv2d:
 class MaxPool2x2(nn.MaxPool2d):
     """2x2/2 max-pool with a faster CPU path for inference.
 
-    PyTorch's NCHW CPU max-pool also computes argmax indices: 37 ms of the 3 pools at
-    368x432, about 7% of a forward.  Pairing columns with ``amax`` over a view and then
-    rows with ``maximum`` gives the same values in about 7 ms.  It is used only where
+    PyTorch's NCHW CPU max-pool also computes argmax indices, a noticeable share of a
+    forward (``benchmarks/layer_profile.py``).  Pairing columns with ``amax`` over a view
+    and then rows with ``maximum`` gives the same values several times faster.  It is used only where
     nothing can differ: CPU tensors that need no gradient (max-pool's gradient picks
     one of tied inputs, ``amax`` splits it), even sizes (inputs are multiples of 8), and
     not while exporting, so ONNX files keep a plain MaxPool node.
