@@ -15,6 +15,9 @@ anything else must not (skip checks use ``importlib.util.find_spec``).  A test t
 loads OpenVINO in the main process without the mark fails, saying so.
 
 Registered by ``tests/conftest.py``; other sessions use ``-p openvino_isolation``.
+Setting ``$FTPOSE_OPENVINO_CHILD`` by hand (e.g. to ``/dev/null``) makes a session run the
+marked tests in its own process, as a child does: to debug one, or to measure what the
+children cost.
 """
 from __future__ import annotations
 
