@@ -116,7 +116,6 @@ def run_batch(predictor, sources: list[Source], plan: OutputPlan, settings: Pipe
             finished = [s for s in work if all(manifest.finished(source) for source in s.sources)]
             summary.skipped = [source for s in finished for source in s.sources]
             work = [s for s in work if s not in finished]
-            sinks += [writers.Journal(journal_path, keep={source.label for source in summary.skipped}), manifest]
         elif echo is not None:
             sinks.append(writers.Echo(echo))
         if plan.out is not None:
@@ -127,6 +126,10 @@ def run_batch(predictor, sources: list[Source], plan: OutputPlan, settings: Pipe
                 sinks.append(writers.MapPanelsWriter(outputs, banner))
         if plan.openpose is not None:
             sinks.append(writers.OpenPoseJsonWriter(Outputs(sources, plan.openpose)))
+        if journal_path is not None:
+            # last: a frame in the journal has all its per-frame files, a sequence in the
+            # manifest its finished overlay video
+            sinks += [writers.Journal(journal_path, keep={source.label for source in summary.skipped}), manifest]
 
         pipeline = Pipeline(predictor, settings, sinks, on_error, progress, on_warning)
         try:

@@ -272,28 +272,41 @@ def test_finished_videos_are_skipped_on_a_rerun(tmp_path, clip_video):
     assert "6 image(s)" in result.stderr and "skipped" not in result.stderr
 
 
-def test_a_killed_run_keeps_its_per_frame_results(tmp_path):
-    """kill -9 in the middle of a video: every frame written so far is in the journal and
-    has its OpenPose file; a rerun then completes the video."""
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """A command that takes a while: 200 frames through a tiny random network."""
     from ftpose.models import create_model, save_weights
 
-    weights = tmp_path / "tiny.safetensors"
+    folder = tmp_path_factory.mktemp("long")
+    weights = folder / "tiny.safetensors"
     save_weights(create_model("ftnet", width_mult=0.125), weights)
-    video = write_video(crossing_clip(frames=200, travel=0.5), tmp_path / "long.mp4")
-    command = [sys.executable, "-m", "ftpose", "predict", str(video), "--weights", str(weights), "--threads", "1",
-               "--batch-size", "1", "--min-score", "0", "--min-joints", "0", "--json", str(tmp_path / "r.json"),
-               "--openpose-json", str(tmp_path / "openpose")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    journal = tmp_path / "r.jsonl"
+    video = write_video(crossing_clip(frames=200, travel=0.5), folder / "long.mp4")
+    return video, [sys.executable, "-m", "ftpose", "predict", str(video), "--weights", str(weights), "--threads", "1",
+                   "--batch-size", "1", "--min-score", "0", "--min-joints", "0"]
+
+
+def start_and_stop(command, journal: Path, signal_number: int) -> subprocess.Popen:
+    """Run ``command``, send it ``signal_number`` once its journal has 5 frames, wait for it."""
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if journal.is_file() and journal.read_text().count("\n") >= 5:
             break
         time.sleep(0.2)
-    assert process.poll() is None, "the run ended before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    assert process.poll() is None, "the run ended before it could be stopped"
+    process.send_signal(signal_number)
+    process.wait(timeout=60)
+    return process
+
+
+def test_a_killed_run_keeps_its_per_frame_results(tmp_path, long_run):
+    """kill -9 in the middle of a video: every frame written so far is in the journal and
+    has its OpenPose file."""
+    video, command = long_run
+    journal = tmp_path / "r.jsonl"
+    start_and_stop(command + ["--json", str(tmp_path / "r.json"), "--openpose-json", str(tmp_path / "openpose")],
+                   journal, signal.SIGKILL)
     lines = journal.read_text().splitlines(keepends=True)
     complete = [json.loads(line) for line in lines if line.endswith("\n")]
     assert len(complete) >= 5
@@ -302,3 +315,41 @@ def test_a_killed_run_keeps_its_per_frame_results(tmp_path):
     for record in complete:
         assert (tmp_path / "openpose" / f"long_{record['frame']:012d}_keypoints.json").is_file()
     assert not (tmp_path / "r.json").exists()
+
+
+def test_sigterm_ends_the_run_with_its_final_files(tmp_path, long_run):
+    video, command = long_run
+    process = start_and_stop(command + ["--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")],
+                             tmp_path / "r.jsonl", signal.SIGTERM)
+    assert process.returncode == 130
+    assert "interrupted: the results so far are in" in process.stderr.read()
+    done = (tmp_path / "r.jsonl").read_text().count("\n")
+    meta = json.loads((tmp_path / "r.meta.json").read_text())
+    assert [m["frame"] for m in meta["images"]] == list(range(done))
+    assert (tmp_path / "r.csv").read_text().startswith("video,frame,time,track")
+
+
+def test_offline_smoothing_replays_the_video_into_every_output(tmp_path, clip_video):
+    out = tmp_path / "out"
+    result = predict(clip_video, "--model", "test-marker", "--smooth-offline", "--out", out,
+                     "--openpose-json", tmp_path / "openpose")
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "predictions.json").read_text())
+    assert sorted((r["frame"], r["track_id"]) for r in results) == [(f, t) for f in range(12) for t in (0, 1)]
+    assert len(read_openpose_folder(tmp_path / "openpose")) == 12
+    import av
+
+    with av.open(str(out / "crossing.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 12
+    # the marker network's people stand still: smoothing leaves them where they are
+    plain = tmp_path / "plain.json"
+    assert predict(clip_video, "--model", "test-marker", "--track", "--json", plain).exit_code == 0
+    expected = {(r["frame"], r["track_id"]): r["keypoints"] for r in json.loads(plain.read_text())}
+    for record in results:
+        np.testing.assert_allclose(record["keypoints"], expected[(record["frame"], record["track_id"])], atol=0.02)
+    assert predict(clip_video, "--model", "test-marker", "--smooth").exit_code == 0
+
+
+def test_offline_smoothing_needs_recorded_video():
+    result = predict("0", "--smooth-offline")
+    assert result.exit_code == 2 and "--smooth-offline needs recorded video" in result.stderr
