@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from _pytest.reports import TestReport
+from pytest import TestReport
 
 MARK = "openvino"
 CHILD_REPORTS = "FTPOSE_OPENVINO_CHILD"   # set in the child: where it writes its reports
