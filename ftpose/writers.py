@@ -23,6 +23,7 @@ import csv
 import hashlib
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from ftpose.pipeline import FrameResult, Sequence, Sink
 from ftpose.sources import Source
 
 OPENPOSE_JSON_VERSION = 1.3
+MANIFEST_INTERVAL = 2.0
 CSV_COLUMNS = ("video", "frame", "time", "track", "person", "keypoint", "x", "y", "confidence")
 
 
@@ -125,7 +127,9 @@ def read_journal(path, order: list[str] | None = None) -> Iterator[dict]:
 class Manifest(Sink):
     """``{"settings": ..., "done": {label: {"frames", "people", "size", "mtime_ns"}}}`` at ``path``.
 
-    Rewritten (atomically) whenever a sequence finishes.  Entries from an earlier run
+    Rewritten (atomically) when a video finishes, after other sequences at most every
+    ``MANIFEST_INTERVAL`` seconds (a folder of 10,000 photos would otherwise rewrite a
+    growing file 10,000 times), and when the run ends.  Entries from an earlier run
     with the same ``settings`` whose file is unchanged (size, modification time) are
     :meth:`finished`: the run may skip them.  Live sources are never finished.
     """
@@ -142,6 +146,7 @@ class Manifest(Sink):
                 if isinstance(previous, dict) and previous.get("settings") == settings:
                     self.done = dict(previous.get("done") or {})
         self._counts: dict[str, list[int]] = {}
+        self._written, self._dirty = time.monotonic(), False
 
     def finished(self, source: Source) -> bool:
         entry = self.done.get(source.label)
@@ -161,7 +166,17 @@ class Manifest(Sink):
             frames, people = self._counts.pop(source.label, (0, 0))
             size, mtime = _fingerprint(source)
             self.done[source.label] = {"frames": frames, "people": people, "size": size, "mtime_ns": mtime}
+        self._dirty = True
+        if sequence.is_video or time.monotonic() - self._written > MANIFEST_INTERVAL:
+            self._write()
+
+    def close(self) -> None:
+        if self._dirty:
+            self._write()
+
+    def _write(self) -> None:
         write_json(self.path, {"settings": self.settings, "done": self.done}, indent=1)
+        self._written, self._dirty = time.monotonic(), False
 
 
 def _fingerprint(source: Source) -> tuple[int, int]:
