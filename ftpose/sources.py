@@ -240,3 +240,16 @@ class VideoReader:
             warnings.warn(PartialInputWarning(self.path, f"video ends after {index} of the {self._listed_frames} "
                                                          "frames its container lists (truncated or corrupt)"),
                           stacklevel=2)
+
+
+def read_photos(paths) -> list:
+    """BGR photos from files and folders (searched recursively); unreadable files are errors."""
+    from ftpose.files import read_image
+
+    sources, errors = expand_inputs(paths)
+    if errors:
+        raise errors[0]
+    photos = [read_image(s.path) for s in sources if not s.is_video]
+    if not photos:
+        raise InputError(paths[0], "no photos found")
+    return photos

@@ -191,10 +191,7 @@ class _Evaluation:
 
     def predict(self, images: Path, model_name, weights, scales, multi_scale, flip, device, batch_size,
                 backend="torch", threads=None, calibration=None):
-        from tqdm import tqdm
-
-        from ftpose.export.backends import pipeline_threads
-        from ftpose.files import read_image
+        from ftpose.evaluation.predictions import predict_images
         from ftpose.predictor import MULTI_SCALES, Predictor
 
         if threads:
@@ -204,21 +201,13 @@ class _Evaluation:
         predictor = Predictor(model_name, weights=weights, device=device,
                               scales=MULTI_SCALES if multi_scale else (scales or (1.0,)), flip=flip,
                               batch_size=batch_size, backend=backend, calibration=calibration)
-        entries = self._images()
-        people_by_key = {}
-        with tqdm(total=len(entries), desc="predicting", unit="image", file=sys.stderr,
-                  disable=len(entries) < 2) as progress, pipeline_threads(predictor.backend):
-            for start in range(0, len(entries), batch_size):
-                keys, batch = [], []
-                for key, name in entries[start:start + batch_size]:
-                    try:
-                        batch.append(read_image(images / name))
-                        keys.append(key)
-                    except InputError as e:
-                        click.echo(f"error: {e}", err=True)
-                        self.skipped += 1
-                people_by_key.update(zip(keys, predictor.predict_batch(batch) if batch else []))
-                progress.update(len(entries[start:start + batch_size]))
+
+        def skip(error: InputError) -> None:
+            click.echo(f"error: {error}", err=True)
+            self.skipped += 1
+
+        entries = [(key, images / name) for key, name in self._images()]
+        people_by_key = predict_images(predictor, entries, batch_size, on_error=skip, progress=True)
         if self.dataset == "coco":
             self.predictions = [r for key, people in people_by_key.items() for r in people.coco_results(key)]
         else:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from ftpose.cli.info import parse_input_size
-from ftpose.cli.options import read_photos
+from ftpose.cli.options import parse_input_size
+from ftpose.sources import read_photos
 from ftpose.files import InputError
 
 

@@ -5,17 +5,7 @@ import json
 
 import click
 
-
-def parse_input_size(text: str) -> tuple[int, int]:
-    """``"368x432"`` -> ``(368, 432)`` (height x width)."""
-    height, sep, width = text.lower().partition("x")
-    try:
-        size = (int(height), int(width))
-    except ValueError:
-        size = None
-    if not sep or size is None or min(size) <= 0:
-        raise click.BadParameter(f"{text!r} is not HEIGHTxWIDTH (e.g. 368x432)", param_hint="--input")
-    return size
+from ftpose.cli.options import parse_input_size
 
 
 @click.command("info")

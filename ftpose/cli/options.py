@@ -21,6 +21,18 @@ calibration_option = click.option(
          "the best int8 maps (default: the bundled sample photo).")
 
 
+def parse_input_size(text: str) -> tuple[int, int]:
+    """``"368x432"`` -> ``(368, 432)`` (height x width), for ``--input`` options."""
+    height, sep, width = text.lower().partition("x")
+    try:
+        size = (int(height), int(width))
+    except ValueError:
+        size = None
+    if not sep or size is None or min(size) <= 0:
+        raise click.BadParameter(f"{text!r} is not HEIGHTxWIDTH (e.g. 368x432)", param_hint="--input")
+    return size
+
+
 def parse_scales(ctx, param, values) -> tuple[float, ...]:
     """Click callback for a repeatable ``--scales S[,S...]``: all values, flattened, each positive."""
     scales = []
@@ -36,20 +48,6 @@ def parse_scales(ctx, param, values) -> tuple[float, ...]:
     return tuple(scales)
 
 
-def read_photos(paths) -> list:
-    """BGR photos from files and folders (searched recursively); unreadable files are errors."""
-    from ftpose.files import read_image
-    from ftpose.sources import expand_inputs
-
-    sources, errors = expand_inputs(paths)
-    if errors:
-        raise errors[0]
-    photos = [read_image(s.path) for s in sources if not s.is_video]
-    if not photos:
-        raise InputError(paths[0], "no photos found")
-    return photos
-
-
 def calibration_photos(paths, backends) -> list | None:
     """The photos of ``--calibration`` (None: the backend's default), refused for backends that are not int8."""
     from ftpose.export import backend_spec
@@ -58,6 +56,8 @@ def calibration_photos(paths, backends) -> list | None:
         return None
     if not any(backend_spec(b).precision == "int8" for b in backends):
         raise click.UsageError("--calibration is for the int8 backends (e.g. --backend onnxruntime-int8)")
+    from ftpose.sources import read_photos
+
     return read_photos(paths)
 
 

@@ -12,7 +12,7 @@ import torch
 
 from ftpose.data.coco import load_coco_annotations
 from ftpose.evaluation.coco import evaluate_coco
-from ftpose.files import read_image
+from ftpose.evaluation.predictions import predict_images
 
 
 def coco_validation(model: torch.nn.Module, annotations, images, device="cpu", max_images: int = 0) -> dict[str, float]:
@@ -25,11 +25,9 @@ def coco_validation(model: torch.nn.Module, annotations, images, device="cpu", m
         ids = ids[:max_images]
     was_training = model.training
     predictor = Predictor(model, device=device)
-    results = []
     try:
-        for image_id in ids:
-            image = read_image(Path(images) / coco.imgs[image_id]["file_name"])
-            results += predictor.predict(image).coco_results(image_id)
+        people = predict_images(predictor, [(i, Path(images) / coco.imgs[i]["file_name"]) for i in ids], batch_size=1)
     finally:
         model.train(was_training)
+    results = [r for image_id, found in people.items() for r in found.coco_results(image_id)]
     return evaluate_coco(coco, results, ids)
