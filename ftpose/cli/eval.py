@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from ftpose.cli.options import calibration_option, calibration_photos, parse_scales
+from ftpose.evaluation.protocols import PROTOCOLS
 from ftpose.export import BACKENDS, BackendUnavailableError
 from ftpose.files import InputError
 
-DATASETS = ("coco", "mpii", "posetrack")
+DATASETS = tuple(PROTOCOLS)
 LAYOUTS = ("coco17", "openpose18", "mpii16", "posetrack18", "posetrack17")
 
 
@@ -80,21 +81,35 @@ def command(dataset, ann, images, model_name, weights, results, oracle, layout, 
     if layout is not None and results is None:
         raise click.UsageError("--layout describes --results records")
 
+    from ftpose.evaluation.protocols import open_protocol
+    from ftpose.keypoints import KEYPOINT_SETS
+
+    skipped = 0
     try:
-        run = _Evaluation(dataset, ann)
+        protocol = open_protocol(dataset, ann)
         if results is not None:
-            run.load_results(results, layout)
+            try:
+                protocol.load_results(results, KEYPOINT_SETS[layout] if layout else None)
+            except InputError:
+                raise
+            except ValueError as e:   # a --layout the protocol does not take
+                raise click.UsageError(str(e)) from None
         elif oracle:
-            run.oracle()
+            protocol.oracle()
         else:
-            run.predict(images, model_name, weights, scales, multi_scale, flip, device, batch_size, backend,
-                        threads, calibration_photos(calibration, [backend]))
+            skipped = _predict(protocol, images, model_name, weights, scales, multi_scale, flip, device,
+                               batch_size, backend, threads, calibration_photos(calibration, [backend]))
         if save_results is not None:
-            run.save_predictions(save_results)
-        metrics = run.metrics()
-        tables = run.tables(metrics, _row_label(model_name, weights, results, oracle))
+            protocol.save_predictions(save_results)
+        metrics = protocol.metrics()
+        tables = protocol.tables(metrics, _row_label(model_name, weights, results, oracle))
         if analyze_dir is not None:
-            tables.append(run.analyze(analyze_dir))
+            if not protocol.predictions:
+                raise click.ClickException("the error analysis needs at least one prediction")
+            table, written = protocol.analyze(analyze_dir)
+            for path in written:
+                click.echo(f"wrote {path}", err=True)
+            tables.append(table)
     except (InputError, BackendUnavailableError) as e:
         raise click.ClickException(str(e)) from None
 
@@ -102,8 +117,8 @@ def command(dataset, ann, images, model_name, weights, results, oracle, layout, 
     from ftpose.files import atomic_write, write_json
 
     click.echo(render_text(tables))
-    if run.skipped:
-        click.echo(f"warning: {run.skipped} image(s) could not be read and were scored as having no "
+    if skipped:
+        click.echo(f"warning: {skipped} image(s) could not be read and were scored as having no "
                    f"predictions", err=True)
     if json_path is not None:
         write_json(json_path, metrics, indent=1)
@@ -113,7 +128,7 @@ def command(dataset, ann, images, model_name, weights, results, oracle, layout, 
         else:
             with atomic_write(markdown_path, "w") as f:
                 f.write(render_markdown(tables))
-    if run.skipped:
+    if skipped:
         sys.exit(1)
 
 
@@ -125,167 +140,25 @@ def _row_label(model_name, weights, results, oracle) -> str:
     return Path(weights).name if weights is not None else model_name
 
 
-class _Evaluation:
-    """Ground truth of one protocol, the predictions to score, and the scoring."""
+def _predict(protocol, images: Path, model_name, weights, scales, multi_scale, flip, device, batch_size,
+             backend, threads, calibration) -> int:
+    """Fill ``protocol``'s predictions with a model's people on its images; the number of unreadable images."""
+    from ftpose.evaluation.predictions import predict_images
+    from ftpose.predictor import MULTI_SCALES, Predictor
 
-    def __init__(self, dataset: str, ann: Path):
-        self.dataset, self.ann, self.skipped = dataset, ann, 0
-        if dataset == "coco":
-            from ftpose.data.coco import load_coco_annotations
+    if threads:
+        import torch
 
-            self.gt = load_coco_annotations(ann)
-        elif dataset == "mpii":
-            from ftpose.evaluation.mpii import load_ground_truth
+        torch.set_num_threads(threads)
+    predictor = Predictor(model_name, weights=weights, device=device,
+                          scales=MULTI_SCALES if multi_scale else (scales or (1.0,)), flip=flip,
+                          batch_size=batch_size, backend=backend, calibration=calibration)
+    skipped = []
 
-            self.gt = load_ground_truth(ann)
-        else:
-            from ftpose.evaluation.posetrack import load_ground_truth
+    def skip(error: InputError) -> None:
+        click.echo(f"error: {error}", err=True)
+        skipped.append(error)
 
-            self.gt = load_ground_truth(ann)
-        self.predictions = None
-        self.layout = None
-
-    # -- sources of predictions ---------------------------------------------------------
-
-    def load_results(self, path: Path, layout_name: str | None):
-        from ftpose.keypoints import KEYPOINT_SETS
-
-        layout = KEYPOINT_SETS[layout_name] if layout_name else None
-        if self.dataset == "coco":
-            from ftpose.evaluation.coco import load_coco_results
-
-            if layout is not None and layout.name != "coco17":
-                raise click.UsageError("COCO results are always in the COCO-17 layout")
-            self.predictions = load_coco_results(path, self.gt)
-        elif self.dataset == "mpii":
-            from ftpose.evaluation.mpii import load_results
-
-            self.predictions, self.layout = load_results(path, layout)
-        else:
-            from ftpose.evaluation.posetrack import load_results
-
-            self.predictions, self.layout = load_results(path, layout)
-
-    def oracle(self):
-        """The decoder's output on maps rendered from the ground truth (no images read).
-
-        MPII and PoseTrack files give no image sizes: their maps cover the annotations.
-        """
-        import numpy as np
-
-        from ftpose.evaluation.oracle import oracle_people, oracle_results
-        from ftpose.keypoints import MPII16, NETWORK, POSETRACK17, convert
-
-        if self.dataset == "coco":
-            self.predictions = oracle_results(self.gt)
-            return
-        if self.dataset == "mpii":
-            annotated = [(image.image, image.keypoints, MPII16) for image in self.gt]
-        else:
-            annotated = [(frame.image, frame.keypoints, POSETRACK17) for s in self.gt for frame in s.frames]
-        people_by_key = {}
-        for key, keypoints, layout in annotated:
-            height, width = (int(np.ceil(v)) + 16 for v in keypoints[..., 1::-1].reshape(-1, 2).max(0))
-            people_by_key[key] = oracle_people(convert(keypoints, layout, NETWORK), height, width)
-        self._set_network_predictions(people_by_key)
-
-    def predict(self, images: Path, model_name, weights, scales, multi_scale, flip, device, batch_size,
-                backend="torch", threads=None, calibration=None):
-        from ftpose.evaluation.predictions import predict_images
-        from ftpose.predictor import MULTI_SCALES, Predictor
-
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-        predictor = Predictor(model_name, weights=weights, device=device,
-                              scales=MULTI_SCALES if multi_scale else (scales or (1.0,)), flip=flip,
-                              batch_size=batch_size, backend=backend, calibration=calibration)
-
-        def skip(error: InputError) -> None:
-            click.echo(f"error: {error}", err=True)
-            self.skipped += 1
-
-        entries = [(key, images / name) for key, name in self._images()]
-        people_by_key = predict_images(predictor, entries, batch_size, on_error=skip, progress=True)
-        if self.dataset == "coco":
-            self.predictions = [r for key, people in people_by_key.items() for r in people.coco_results(key)]
-        else:
-            self._set_network_predictions(people_by_key)
-
-    def _set_network_predictions(self, people_by_key: dict):
-        """MPII/PoseTrack predictions from decoded people (network layout); each joint is
-        ranked by its person's score times its own confidence."""
-        import numpy as np
-
-        from ftpose.keypoints import NETWORK
-
-        if self.dataset == "mpii":
-            from ftpose.evaluation.mpii import PredictedPeople
-        else:
-            from ftpose.evaluation.posetrack import PredictedPeople
-        self.layout = NETWORK
-        self.predictions = {key: PredictedPeople(people.keypoints.astype(np.float64),
-                                                 people.scores[:, None] * people.keypoints[..., 2])
-                            for key, people in people_by_key.items()}
-
-    def _images(self) -> list[tuple]:
-        """(key the predictions are stored under, image file name) for every evaluated image."""
-        if self.dataset == "coco":
-            return [(i, self.gt.imgs[i]["file_name"]) for i in sorted(self.gt.getImgIds())]
-        if self.dataset == "mpii":
-            return [(image.image, image.image) for image in self.gt]
-        return [(frame.image, frame.image) for sequence in self.gt for frame in sequence.frames]
-
-    def save_predictions(self, path: Path):
-        from ftpose.files import write_json
-
-        if self.dataset == "coco":
-            write_json(path, self.predictions)
-            return
-        records = []
-        for key, people in self.predictions.items():
-            for i, (keypoints, scores) in enumerate(zip(people.keypoints, people.scores)):
-                record = {"image" if self.dataset == "mpii" else "image_id": key,
-                          "keypoints": [round(float(v), 2) for v in keypoints.ravel()],
-                          "keypoint_scores": [round(float(v), 4) for v in scores]}
-                track_ids = getattr(people, "track_ids", None)
-                if track_ids is not None:
-                    record["track_id"] = int(track_ids[i])
-                records.append(record)
-        write_json(path, records)
-
-    # -- scoring ---------------------------------------------------------------------------
-
-    def metrics(self) -> dict:
-        if self.dataset == "coco":
-            from ftpose.evaluation.coco import evaluate_coco
-
-            # pycocotools marks metrics without ground truth (e.g. no medium people) with -1
-            return {k: (None if v < 0 else v) for k, v in evaluate_coco(self.gt, self.predictions).items()}
-        if self.dataset == "mpii":
-            from ftpose.evaluation.mpii import evaluate_mpii
-
-            return evaluate_mpii(self.gt, self.predictions, self.layout)
-        from ftpose.evaluation.posetrack import evaluate_posetrack
-
-        return evaluate_posetrack(self.gt, self.predictions, self.layout)
-
-    def tables(self, metrics: dict, label: str):
-        from ftpose.evaluation.report import tables_for
-
-        return tables_for(self.dataset, metrics, label)
-
-    def analyze(self, out_dir: Path):
-        from ftpose.evaluation.analysis import STAGE_LABELS, STAGES, analyze, write_analysis
-        from ftpose.evaluation.report import Table
-
-        if not self.predictions:
-            raise click.ClickException("the error analysis needs at least one prediction")
-        result = analyze(self.gt, self.predictions)
-        for path in write_analysis(result, out_dir):
-            click.echo(f"wrote {path}", err=True)
-        rows = [(f"OKS {oks:g}", {STAGE_LABELS[s]: result.ap(s, oks) for s in STAGES})
-                for oks in result.oks_thresholds]
-        return Table("Error analysis (Ronchi & Perona 2017): AP after fixing each error type in turn",
-                     tuple(STAGE_LABELS[s] for s in STAGES), rows)
+    entries = [(key, images / name) for key, name in protocol.images()]
+    protocol.set_people(predict_images(predictor, entries, batch_size, on_error=skip, progress=True))
+    return len(skipped)
