@@ -120,6 +120,7 @@ def test_distill_command_trains_and_resumes(teacher, coco8, shared_data, tmp_pat
     runner = CliRunner()
     video = shared_data / "people" / "opencv-doc__vtest.avi"
     result = runner.invoke(main, common + ["--unlabeled", str(video), "--frame-step", "200", "--steps", "1",
+                                           "--exclude", "*/held_out/*", "--mosaic-probability", "0.25",
                                            "--set", "model_options.width_mult=0.125",
                                            "--set", "model_options.pretrained_backbone=false"])
     assert result.exit_code == 0, result.output
@@ -128,7 +129,9 @@ def test_distill_command_trains_and_resumes(teacher, coco8, shared_data, tmp_pat
     result = runner.invoke(main, common + ["--resume", "--steps", "2"])
     assert result.exit_code == 0, result.output
     assert (out / "checkpoint_00000002.pt").is_file()
-    assert "frame_step = 200" in (out / "distill.toml").read_text()
+    settings = (out / "distill.toml").read_text()
+    assert "frame_step = 200" in settings and "mosaic_probability = 0.25" in settings
+    assert 'exclude = ["*/held_out/*"]' in settings  # the options reach the run, not only the parser
 
 
 def test_distill_command_reports_a_missing_folder(tmp_path, coco8):

@@ -74,6 +74,7 @@ def command(data, teacher, teacher_flip, teacher_scales, freeze, unlabeled, excl
     from ftpose.distill.train import DISTILL_FILE, distill, load_distill_config
     from ftpose.models.registry import option_names
     from ftpose.training.config import command_line_overrides, load_config
+    from ftpose.training.engine import NonFiniteError
 
     try:
         overrides = command_line_overrides(assignments, {
@@ -87,7 +88,8 @@ def command(data, teacher, teacher_flip, teacher_scales, freeze, unlabeled, excl
         ("teacher", teacher), ("teacher_flip", teacher_flip), ("teacher_scales", teacher_scales),
         ("freeze", list(freeze) or None), ("unlabeled", [str(p) for p in unlabeled] or None), ("paste_probability", paste_probability),
         ("ground_truth_weight", ground_truth_weight), ("unlabeled_weight", unlabeled_weight),
-        ("frame_step", frame_step), ("freeze_imagenet", freeze_imagenet)) if value is not None}
+        ("frame_step", frame_step), ("freeze_imagenet", freeze_imagenet), ("exclude", list(exclude) or None),
+        ("mosaic_probability", mosaic_probability)) if value is not None}
     saved = out_dir / "config.toml"
     if resume and config_file is None and saved.is_file():
         config_file = saved
@@ -97,7 +99,7 @@ def command(data, teacher, teacher_flip, teacher_scales, freeze, unlabeled, excl
             config.model_options.setdefault("pretrained_backbone", True)  # a student starts from ImageNet
         distill_settings = load_distill_config(out_dir / DISTILL_FILE if resume else None, settings)
         summary = distill(config, distill_settings, out_dir, resume=resume, progress=not quiet)
-    except (InputError, ValueError) as e:
+    except (InputError, ValueError, NonFiniteError) as e:
         raise click.ClickException(str(e)) from None
     if summary:
         click.echo(f"step {summary['step']}: loss {summary['loss']:.4g}; checkpoints in {out_dir}")

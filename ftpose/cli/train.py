@@ -47,7 +47,7 @@ def command(model, init, data, val, out_dir, config_file, steps, batch_size, lr,
     Several GPUs: torchrun --nproc_per_node 8 -m ftpose train ... (same options).
     """
     from ftpose.training.config import command_line_overrides, load_config
-    from ftpose.training.engine import train
+    from ftpose.training.engine import NonFiniteError, train
 
     try:
         overrides = command_line_overrides(assignments, {
@@ -62,7 +62,7 @@ def command(model, init, data, val, out_dir, config_file, steps, batch_size, lr,
     try:
         config = load_config(config_file, overrides)
         summary = train(config, out_dir, resume=resume, progress=not quiet)
-    except (InputError, ValueError) as e:
+    except (InputError, ValueError, NonFiniteError) as e:
         raise click.ClickException(str(e)) from None
     if summary:
         click.echo(f"step {summary['step']}: loss {summary['loss']:.4g}; checkpoints in {out_dir}")

@@ -110,6 +110,10 @@ class PersonCentricDataset(torch.utils.data.Dataset):
         index, seed = key
         return self.sample(int(index), int(seed)).to_tensors()
 
+    def image_path(self, index: int):
+        """The image file sample ``index`` is cropped from."""
+        return self.images[self.anchors[index][0]].path
+
 
 class MixedDataset(torch.utils.data.Dataset):
     """Several datasets behind one index space; ``weights`` say how often each is drawn.
@@ -141,6 +145,12 @@ class MixedDataset(torch.utils.data.Dataset):
     def sample(self, index: int, seed: int | None) -> Sample:
         dataset, local = self.locate(index)
         return dataset.sample(local, seed)
+
+    def image_path(self, index: int):
+        """The image file of sample ``index``, or None when its dataset cannot name one."""
+        dataset, local = self.locate(index)
+        name = getattr(dataset, "image_path", None)
+        return None if name is None else name(local)
 
     def __getitem__(self, key) -> dict[str, torch.Tensor]:
         index, seed = key

@@ -9,6 +9,7 @@ per-rank batch of ``B/W`` see exactly the samples one process sees with batch ``
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -59,6 +60,11 @@ class BatchStream:
             for i in range(offset, len(indices)):
                 yield int(indices[i]), int(seeds[i])
             epoch, offset = epoch + 1, 0
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        """This rank's ``(index, seed)`` positions of step ``step`` (what iterating yields for it)."""
+        per_rank = self.batch_size // self.world_size
+        return list(itertools.islice(self.positions(step * self.batch_size + self.rank * per_rank), per_rank))
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         per_rank = self.batch_size // self.world_size

@@ -136,6 +136,9 @@ class UnlabeledImages(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def image_path(self, index: int) -> Path:
+        return self.paths[index]
+
     def sample(self, index: int, seed: int | None) -> Sample:
         rng = np.random.default_rng(seed)
         size = self.augment.input_size
@@ -262,6 +265,9 @@ class DistillDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.base)
+
+    def image_path(self, index: int):
+        return self.base.image_path(index)
 
     def __getstate__(self):
         return {**self.__dict__, "_labeller": None}

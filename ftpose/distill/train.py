@@ -78,11 +78,10 @@ class DistillTrainer(Trainer):
 def zero_init_outputs(model: torch.nn.Module) -> None:
     """Zero the convs that output heatmaps or PAFs, so that a fresh student starts predicting 0.
 
-    With He-initialised heads on ImageNet features the first maps are in the tens and
-    the first losses ~10^5-10^6; the quickest way down is to silence the ReLUs, and a
-    first run did exactly that: by step 400 its every output was the same constant,
-    whatever the image.  Starting from zero outputs the loss begins at the targets'
-    own size and the features keep their variety.
+    The heads already start from small Gaussian weights (maps near zero,
+    :func:`ftpose.models.vgg.init_head_conv`); zeroing the outputs makes the first
+    maps exactly zero, so the first loss is the teacher's maps' own size.  Kept as an
+    option because earlier runs (``distill.toml`` files) record it.
     """
     from ftpose.keypoints import NUM_HEATMAPS, NUM_PAFS
 

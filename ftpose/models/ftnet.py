@@ -48,7 +48,7 @@ approximately; this wiring is the one found closest to it that follows the text.
 
 Ablations (options): ``transfer_from="conv1"`` … ``"conv5"`` taps and merges at
 Conv-k instead (Table 7; blocks then end in Conv-k's width and, for Conv-5, without a
-ReLU since the target is a map); ``transfer_from=None`` removes transfer (Table 8);
+ReLU since the target is a map); ``transfer_from=None`` (``"none"`` in configs and on the command line) removes transfer (Table 8);
 ``refinement=False`` removes the refinement module and returns one output (Table 9).
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ from torch import nn
 from ftpose.keypoints import NUM_HEATMAPS, NUM_PAFS
 from ftpose.models.openpose import DetectionBranch
 from ftpose.models.registry import register_model
-from ftpose.models.vgg import VGGBackbone, init_conv, scaled
+from ftpose.models.vgg import VGGBackbone, init_head_conv, scaled
 
 TRANSFER_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 TRANSFER_BLOCKS = 4
@@ -77,10 +77,10 @@ class AggregationBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, width: int = 128, relu_out: bool = True):
         super().__init__()
-        self.conv1 = init_conv(nn.Conv2d(in_channels, width, 3, padding=1))
-        self.conv2 = init_conv(nn.Conv2d(width, width, 3, padding=1))
-        self.conv3 = init_conv(nn.Conv2d(width, width, 3, padding=1))
-        self.fuse = init_conv(nn.Conv2d(in_channels + 3 * width, out_channels, 1))
+        self.conv1 = init_head_conv(nn.Conv2d(in_channels, width, 3, padding=1))
+        self.conv2 = init_head_conv(nn.Conv2d(width, width, 3, padding=1))
+        self.conv3 = init_head_conv(nn.Conv2d(width, width, 3, padding=1))
+        self.fuse = init_head_conv(nn.Conv2d(in_channels + 3 * width, out_channels, 1))
         self.relu_out = relu_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -104,7 +104,7 @@ def block_stack(num_blocks: int, in_channels: int, out_channels: int, width: int
 def refinement_branch(in_channels: int, out_channels: int, width: int) -> nn.Sequential:
     """7 aggregation blocks and a 1x1 output conv (no ReLU)."""
     branch = block_stack(REFINEMENT_BLOCKS, in_channels, width, width, relu_out=True)
-    branch.add_module("output", init_conv(nn.Conv2d(width, out_channels, 1)))
+    branch.add_module("output", init_head_conv(nn.Conv2d(width, out_channels, 1)))
     return branch
 
 
@@ -134,7 +134,7 @@ class FTNet(nn.Module):
                  width_mult: float = 1.0, pretrained_backbone: bool = False):
         super().__init__()
         if transfer_from is not None and transfer_from not in TRANSFER_LAYERS:
-            raise ValueError(f"transfer_from must be one of {', '.join(TRANSFER_LAYERS)} or None, got {transfer_from!r}")
+            raise ValueError(f"transfer_from must be one of {', '.join(TRANSFER_LAYERS)} or none, got {transfer_from!r}")
         if width_mult <= 0:
             raise ValueError(f"width_mult must be positive, got {width_mult}")
         width = scaled(128, width_mult)

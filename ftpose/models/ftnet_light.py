@@ -47,7 +47,7 @@ from ftpose.keypoints import NUM_HEATMAPS, NUM_PAFS
 from ftpose.models.ftnet import TRANSFER_LAYERS
 from ftpose.models.openpose import DetectionBranch
 from ftpose.models.registry import register_model
-from ftpose.models.vgg import init_conv
+from ftpose.models.vgg import init_conv, init_head_conv
 from ftpose.network_input import PIXEL_OFFSET, PIXEL_SCALE, check_network_input
 
 # (name, input channels, output channels, depthwise stride, depthwise dilation) of the
@@ -157,9 +157,9 @@ class RefinementBlock(nn.Module):
 
     def __init__(self, in_channels: int, width: int):
         super().__init__()
-        self.initial = pointwise(in_channels, width)
-        self.conv = init_conv(nn.Conv2d(width, width, 3, padding=1))
-        self.dilated = init_conv(nn.Conv2d(width, width, 3, padding=2, dilation=2))
+        self.initial = init_head_conv(nn.Conv2d(in_channels, width, 1))
+        self.conv = init_head_conv(nn.Conv2d(width, width, 3, padding=1))
+        self.dilated = init_head_conv(nn.Conv2d(width, width, 3, padding=2, dilation=2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         initial = torch.relu(self.initial(x))
@@ -174,8 +174,10 @@ class LightRefinement(nn.Module):
         self.blocks = nn.Sequential(*(RefinementBlock(in_channels if i == 0 else width, width)
                                       for i in range(REFINEMENT_BLOCKS)))
         self.heads = nn.ModuleDict({
-            "joint": nn.Sequential(pointwise(width, width), nn.ReLU(), pointwise(width, NUM_HEATMAPS)),
-            "limb": nn.Sequential(pointwise(width, width), nn.ReLU(), pointwise(width, NUM_PAFS)),
+            "joint": nn.Sequential(init_head_conv(nn.Conv2d(width, width, 1)), nn.ReLU(),
+                                   init_head_conv(nn.Conv2d(width, NUM_HEATMAPS, 1))),
+            "limb": nn.Sequential(init_head_conv(nn.Conv2d(width, width, 1)), nn.ReLU(),
+                                  init_head_conv(nn.Conv2d(width, NUM_PAFS, 1))),
         })
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,7 +205,7 @@ class FTNetLight(nn.Module):
     def __init__(self, transfer_from: str | None = "conv4", refinement: bool = True, transfer_width: int = 64):
         super().__init__()
         if transfer_from is not None and transfer_from not in TRANSFER_LAYERS:
-            raise ValueError(f"transfer_from must be one of {', '.join(TRANSFER_LAYERS)} or None, got {transfer_from!r}")
+            raise ValueError(f"transfer_from must be one of {', '.join(TRANSFER_LAYERS)} or none, got {transfer_from!r}")
         if transfer_width < 1:
             raise ValueError(f"transfer_width must be positive, got {transfer_width}")
         self.backbone = MobileNetBackbone()

@@ -19,7 +19,7 @@ from torch import nn
 
 from ftpose.keypoints import NUM_HEATMAPS, NUM_PAFS
 from ftpose.models.registry import register_model
-from ftpose.models.vgg import VGGBackbone, init_conv, scaled
+from ftpose.models.vgg import VGGBackbone, init_head_conv, scaled
 
 
 class DetectionBranch(nn.Module):
@@ -33,11 +33,11 @@ class DetectionBranch(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, width: int = 128, hidden: int = 512):
         super().__init__()
-        self.conv1 = init_conv(nn.Conv2d(in_channels, width, 3, padding=1))
-        self.conv2 = init_conv(nn.Conv2d(width, width, 3, padding=1))
-        self.conv3 = init_conv(nn.Conv2d(width, width, 3, padding=1))
-        self.conv4 = init_conv(nn.Conv2d(width, hidden, 1))
-        self.conv5 = init_conv(nn.Conv2d(hidden, out_channels, 1))
+        self.conv1 = init_head_conv(nn.Conv2d(in_channels, width, 3, padding=1))
+        self.conv2 = init_head_conv(nn.Conv2d(width, width, 3, padding=1))
+        self.conv3 = init_head_conv(nn.Conv2d(width, width, 3, padding=1))
+        self.conv4 = init_head_conv(nn.Conv2d(width, hidden, 1))
+        self.conv5 = init_head_conv(nn.Conv2d(hidden, out_channels, 1))
 
     @property
     def layers(self) -> tuple[nn.Conv2d, ...]:
@@ -71,12 +71,12 @@ class RefinementStage(nn.Module):
         layers = OrderedDict()
         channels = in_channels
         for i in range(1, 6):
-            layers[f"conv{i}"] = init_conv(nn.Conv2d(channels, width, 7, padding=3))
+            layers[f"conv{i}"] = init_head_conv(nn.Conv2d(channels, width, 7, padding=3))
             layers[f"relu{i}"] = nn.ReLU(inplace=True)
             channels = width
-        layers["conv6"] = init_conv(nn.Conv2d(width, width, 1))
+        layers["conv6"] = init_head_conv(nn.Conv2d(width, width, 1))
         layers["relu6"] = nn.ReLU(inplace=True)
-        layers["conv7"] = init_conv(nn.Conv2d(width, out_channels, 1))
+        layers["conv7"] = init_head_conv(nn.Conv2d(width, out_channels, 1))
         return nn.Sequential(layers)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

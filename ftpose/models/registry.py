@@ -14,6 +14,11 @@ from torch import nn
 
 _MODELS: dict[str, type[nn.Module]] = {}
 
+# How "no value" is written for an option in every text form: the command line
+# (``-o transfer_from=none``, ``--set model_options.transfer_from=none``), TOML configs
+# (``transfer_from = "none"``; TOML has no null) and JSON metadata.  It means ``None``.
+NONE = "none"
+
 
 def register_model(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: make ``cls`` buildable as ``create_model(name, **options)``."""
@@ -39,6 +44,8 @@ def create_model(name: str, **options: Any) -> nn.Module:
     defaults included, so the model can be rebuilt exactly).
     """
     signature = _signature(name)
+    options = {key: None if isinstance(value, str) and value.lower() == NONE else value
+               for key, value in options.items()}
     unknown = sorted(set(options) - set(signature.parameters))
     if unknown:
         raise ValueError(f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
@@ -60,8 +67,8 @@ def parse_options(pairs) -> dict[str, Any]:
     """Parse command-line ``KEY=VALUE`` strings into model options.
 
     Values read as Python literals where that is unambiguous: ``true``/``false`` ->
-    bool, ``none``/``null`` -> None, integers, floats; anything else stays a string
-    (so ``transfer_from=conv3`` gives ``"conv3"``).
+    bool, ``none`` (:data:`NONE`, the one spelling of "no value") -> None, integers,
+    floats; anything else stays a string (so ``transfer_from=conv3`` gives ``"conv3"``).
     """
     options = {}
     for pair in pairs:
@@ -77,7 +84,7 @@ def _parse_value(text: str) -> Any:
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    if lowered in ("none", "null"):
+    if lowered == NONE:
         return None
     for convert in (int, float):
         try:

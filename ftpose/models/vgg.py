@@ -62,9 +62,30 @@ def scaled(channels: int, width_mult: float) -> int:
     return max(1, int(round(channels * width_mult)))
 
 
+# OpenPose's Caffe nets start every stage convolution from N(0, 0.01^2) weights and zero
+# bias; the outputs of a stack of such layers are near zero.
+HEAD_INIT_STD = 0.01
+
+
 def init_conv(conv: nn.Conv2d) -> nn.Conv2d:
-    """He-normal weights and zero bias: the random initialisation of every conv."""
+    """He-normal weights and zero bias: the random initialisation of backbone convs."""
     nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+def init_head_conv(conv: nn.Conv2d, std: float = HEAD_INIT_STD) -> nn.Conv2d:
+    """Small Gaussian weights and zero bias: the start of every conv after the backbone.
+
+    The masked L2 loss is summed over every cell and channel of every stage (Caffe's
+    normalisation, which the paper's lr 4e-5 goes with), so its curvature grows with
+    the square of the features the output convs read.  He-initialised heads on
+    ImageNet features give first maps in the tens and a first SGD step that overshoots
+    by orders of magnitude (loss 2.4e6, then NaN).  Starting them the way OpenPose's
+    Caffe models were started, from ``N(0, std^2)``, makes the first maps near zero,
+    the first loss the size of the targets, and the paper's recipe stable.
+    """
+    nn.init.normal_(conv.weight, std=std)
     nn.init.zeros_(conv.bias)
     return conv
 

@@ -26,12 +26,16 @@ class OptimConfig:
     lr: float = 4e-5
     momentum: float = 0.9        # sgd only
     weight_decay: float = 5e-4
-    grad_clip: float = 0.0       # max gradient norm; 0 disables
+    bias_lr_factor: float = 2.0  # biases learn this much faster (Caffe's OpenPose: lr_mult 2, no decay)
+    grad_clip: float = 0.0       # max gradient norm (clipped before the step); 0 disables
 
     def __post_init__(self):
         _check_choice("optim.name", self.name, ("sgd", "adam", "adamw"))
         if self.lr <= 0:
             raise ValueError(f"optim.lr must be positive, got {self.lr}")
+        if self.bias_lr_factor <= 0 or self.grad_clip < 0:
+            raise ValueError("optim.bias_lr_factor must be positive and optim.grad_clip not negative, got "
+                             f"{self.bias_lr_factor} and {self.grad_clip}")
 
 
 @dataclass
@@ -214,6 +218,8 @@ def dumps_toml(data: dict, prefix: str = "") -> str:
     import json
 
     def literal(v):
+        if v is None:  # model options: TOML has no null; the model registry reads "none" as None
+            return '"none"'
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, (int, float)):

@@ -56,12 +56,18 @@ class LrSchedule:
         return 1.0
 
 
+class NonFiniteError(RuntimeError):
+    """Training produced a non-finite loss, gradient or weight; ``str()`` is one line saying where."""
+
+
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The configured optimiser; biases (1-D parameters) get no weight decay, as in Caffe's OpenPose."""
+    """The configured optimiser; biases (1-D parameters) get no weight decay and ``bias_lr_factor``
+    times the learning rate, as in Caffe's OpenPose (the first group holds the weights)."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
     o = config.optim
-    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": o.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0, "lr": o.lr * o.bias_lr_factor}]
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
     if o.name == "adam":
@@ -236,8 +242,8 @@ class Trainer:
                               config.seed + context.rank)
         logs = tensorboard = None
         if context.is_main:
-            logs = (_CsvLog(self.out_dir / METRICS_FILE, ["step", "loss", "heatmap_loss", "paf_loss", "lr",
-                                                          "samples_per_s", "time"], resumed_at),
+            logs = (_CsvLog(self.out_dir / METRICS_FILE, ["step", "loss", "heatmap_loss", "paf_loss", "grad_norm",
+                                                          "lr", "samples_per_s", "time"], resumed_at),
                     _CsvLog(self.out_dir / VALIDATION_FILE, ["step", "AP", "AP50", "AP75", "APM", "APL", "AR"],
                             resumed_at))
             tensorboard = _tensorboard(self.out_dir)
@@ -256,15 +262,15 @@ class Trainer:
                     mean = all_reduce_mean(running / window_steps, context).tolist()
                     elapsed = time.perf_counter() - window_start
                     last = {"step": self.step, "loss": mean[0], "heatmap_loss": mean[1], "paf_loss": mean[2],
-                            "lr": self.optimizer.param_groups[0]["lr"],
+                            "grad_norm": mean[3], "lr": self.optimizer.param_groups[0]["lr"],
                             "samples_per_s": window_steps * config.batch_size / max(elapsed, 1e-9),
                             "time": time.time()}
                     if context.is_main:
                         logs[0].write(last)
                         if tensorboard is not None:
-                            for key in ("loss", "heatmap_loss", "paf_loss", "lr", "samples_per_s"):
+                            for key in ("loss", "heatmap_loss", "paf_loss", "grad_norm", "lr", "samples_per_s"):
                                 tensorboard.add_scalar(f"train/{key}", last[key], self.step)
-                    bar.set_postfix(loss=f"{mean[0]:.4g}", lr=f"{last['lr']:.3g}",
+                    bar.set_postfix(loss=f"{mean[0]:.4g}", grad=f"{mean[3]:.3g}", lr=f"{last['lr']:.3g}",
                                     samples_s=f"{last['samples_per_s']:.1f}")
                     window_start, window_steps, running = time.perf_counter(), 0, None
                 bar.update(1)
@@ -285,7 +291,13 @@ class Trainer:
         return last
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One optimiser step; returns ``[loss, heatmap loss, paf loss]`` (detached, summed over stages)."""
+        """One optimiser step; returns ``[loss, heatmap loss, paf loss, gradient norm]`` (detached,
+        losses summed over stages; the norm is before clipping).
+
+        A non-finite loss or gradient raises :class:`NonFiniteError` before the weights
+        change, so they and every checkpoint stay those of the last good step.  (With fp16
+        the gradient scaler owns overflowing gradients: it skips such steps itself.)
+        """
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         images = normalize(batch["image"])
         if self.channels_last:
@@ -295,15 +307,38 @@ class Trainer:
         loss, parts = self.loss(outputs, batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        if self.config.optim.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        self.scaler.unscale_(self.optimizer)  # a no-op unless fp16
+        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        clip = self.config.optim.grad_clip
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, clip) if clip > 0 else \
+            torch.nn.utils.get_total_norm([p.grad for p in parameters])
+        finite = torch.isfinite(loss) if self.scaler.is_enabled() else torch.isfinite(loss) & torch.isfinite(grad_norm)
+        if not bool(finite):  # one scalar sync per step: the price of never stepping into NaN weights
+            raise NonFiniteError(self._non_finite_message(float(loss.detach()), float(grad_norm)))
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
         heatmap = sum(v for k, v in parts.items() if k.endswith("heatmap"))
         paf = sum(v for k, v in parts.items() if k.endswith("paf"))
-        return torch.stack([loss.detach(), heatmap, paf]).float()  # stays on the device: no sync per step
+        return torch.stack([loss.detach(), heatmap, paf, grad_norm.detach()]).float()  # on the device: no sync
+
+    def _non_finite_message(self, loss: float, grad_norm: float) -> str:
+        step = self.step + 1
+        what = f"loss {loss:g}" if not math.isfinite(loss) else f"gradient norm {grad_norm:g} (loss {loss:g})"
+        images = self.batch_images(self.step)
+        found = list_checkpoints(self.out_dir)
+        kept = f"the last good checkpoint is {found[-1]}" if found else "no checkpoint was written"
+        return (f"step {step}: non-finite {what}; batch images: {', '.join(map(str, images)) or 'unknown'}; "
+                f"stopped, {kept} (check these annotations, or lower --lr / set optim.grad_clip)")
+
+    def batch_images(self, step: int) -> list:
+        """The image files of this process's batch at ``step`` (those the dataset can name)."""
+        name = getattr(self.dataset, "image_path", None)
+        if name is None:
+            return []
+        stream = BatchStream(self.dataset.sizes, self.dataset.weights, self.config.batch_size, self.config.seed,
+                             self.context.rank, self.context.world_size)
+        return [path for path in (name(index) for index, _ in stream.batch(step)) if path is not None]
 
     def loss(self, outputs, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The training objective (:func:`pose_loss`); distillation adds the teacher's maps here."""
@@ -327,6 +362,12 @@ class Trainer:
         }
 
     def save(self) -> None:
+        """Write this step's checkpoint (rank 0) and prune old ones; never one with non-finite weights."""
+        bad = [name for name, value in self.model.state_dict().items()
+               if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+        if bad:
+            raise NonFiniteError(f"step {self.step}: {len(bad)} weight tensors are not finite (first {bad[0]}); "
+                                 f"checkpoint not written")
         rng = gather_objects(rng_state(), self.context)
         if self.context.is_main:
             save_checkpoint(self.state(rng), checkpoint_path(self.out_dir, self.step))
