@@ -22,6 +22,7 @@ import torch
 
 from ftpose.files import read_image
 from ftpose.models import create_model, load_model
+from ftpose.network_input import network_batch
 from ftpose.training.checkpoint import list_checkpoints
 from ftpose.training.config import load_config
 
@@ -52,7 +53,7 @@ def test_fresh_heads_output_near_zero_maps_on_a_real_photo(name):
     torch.manual_seed(0)
     model = create_model(name).eval()
     image = read_image(PHOTO)[:128, :128]
-    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float() / 256 - 0.5
+    x = torch.from_numpy(network_batch([image]))
     with torch.no_grad():
         outputs = model(x)
     for stage, (heatmaps, pafs) in enumerate(outputs):
