@@ -65,3 +65,24 @@ def test_assignments_parse_toml_values():
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path):
     load_config(path)
+
+
+def test_ablation_configs_extend_the_papers_and_change_only_the_model():
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    paper = load_config(configs / "coco.toml")
+    expected = {"table8_transfer": "conv4", "table8_no_transfer": "none", **{
+        f"transfer_layer_conv{k}": f"conv{k}" for k in (1, 2, 3, 5)}}
+    for name, transfer_from in expected.items():
+        config = load_config(configs / f"{name}.toml")
+        assert config.model_options == {"pretrained_backbone": True, "transfer_from": transfer_from}, name
+        assert {**config.to_dict(), "model_options": None} == {**paper.to_dict(), "model_options": None}, name
+
+
+def test_extends_cycles_and_bad_values_are_one_line_errors(tmp_path):
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    with pytest.raises(InputError, match="a cycle"):
+        load_config(tmp_path / "a.toml")
+    (tmp_path / "c.toml").write_text("extends = 3\n")
+    with pytest.raises(InputError, match="'extends' must be a file name"):
+        load_config(tmp_path / "c.toml")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 
 import click
 
@@ -28,3 +29,14 @@ class _LazyGroup(click.Group):
 @click.version_option(package_name="ftpose")
 def main():
     """Real-time multi-person pose estimation with deep feature transfer."""
+    warnings.formatwarning = _format_warning
+
+
+_python_format_warning = warnings.formatwarning
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """ftpose's own warnings (e.g. counted annotation problems) as one line, without source lines."""
+    if category.__module__.startswith("ftpose"):
+        return f"warning: {message}\n"
+    return _python_format_warning(message, category, filename, lineno, line)

@@ -1,7 +1,7 @@
 """Every training setting in one typed tree, loaded from TOML with command-line overrides.
 
-A config file mirrors the sections below (``[optim]``, ``[schedule]``, ...); keys it
-leaves out keep their defaults, unknown keys are an error (a typo must not silently
+A config file mirrors the sections below (``[optim]``, ``[schedule]``, ...), optionally
+on top of another (``extends = "coco.toml"``); keys it leaves out keep their defaults, unknown keys are an error (a typo must not silently
 train with a default).  ``--set section.key=value`` overrides any single setting.
 The defaults are the paper's (§4.3): SGD, lr 4e-5, momentum 0.9, weight decay 5e-4,
 batch 28, 368x368 person-centric crops.
@@ -164,13 +164,7 @@ def load_config(path=None, overrides: dict[str, Any] | None = None) -> TrainConf
     source = "<command line>"
     if path is not None:
         source = str(path)
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise InputError(path, "no such config file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise InputError(path, f"not valid TOML ({e})") from None
+        data = _read_config_file(Path(path))
     for dotted, value in (overrides or {}).items():
         *sections, key = dotted.split(".")
         node = data
@@ -180,6 +174,33 @@ def load_config(path=None, overrides: dict[str, Any] | None = None) -> TrainConf
                 raise InputError(source, f"'{dotted}': {s} is not a section")
         node[key] = value
     return TrainConfig.from_dict(data, source)
+
+
+def _read_config_file(path: Path, seen: tuple = ()) -> dict:
+    """A TOML config; ``extends = "OTHER.toml"`` (relative to it) starts from OTHER's settings,
+    which this file's override key by key (tables merged), so an ablation states only its change."""
+    if path.resolve() in seen:
+        raise InputError(path, "config 'extends' itself (a cycle)")
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise InputError(path, "no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(path, f"not valid TOML ({e})") from None
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise InputError(path, f"'extends' must be a file name, got {base!r}")
+    return _merged(_read_config_file(path.parent / base, (*seen, path.resolve())), data)
+
+
+def _merged(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
