@@ -236,6 +236,16 @@ def write_image(path, image: np.ndarray) -> None:
         f.write(buf.tobytes())
 
 
+def check_record(source, what: str, record, fields) -> None:
+    """Raise :class:`InputError` naming ``source`` unless ``record`` (called ``what``, e.g.
+    ``"record 3"``) is a JSON object holding every one of ``fields``."""
+    if not isinstance(record, dict):
+        raise InputError(source, f"{what} is not an object")
+    missing = [k for k in fields if k not in record]
+    if missing:
+        raise InputError(source, f"{what} lacks {', '.join(missing)}")
+
+
 def read_json(path):
     """Load a JSON file, turning every failure into a one-line :class:`InputError`."""
     path = Path(path)

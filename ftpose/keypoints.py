@@ -127,12 +127,8 @@ POSETRACK17 = KeypointSet(
 # and the ears (3/4) are never annotated.
 POSETRACK18 = KeypointSet(
     "posetrack18",
-    ("nose", "head_bottom", "head_top", "unused_left_ear", "unused_right_ear",
-     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-     "left_wrist", "right_wrist", "left_hip", "right_hip",
-     "left_knee", "right_knee", "left_ankle", "right_ankle"),
-    skeleton=((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12),
-              (5, 6), (5, 7), (6, 8), (7, 9), (8, 10), (0, 1), (1, 2), (1, 5), (1, 6)),
+    ("nose", "head_bottom", "head_top", "unused_left_ear", "unused_right_ear") + COCO17.keypoints[5:],
+    skeleton=COCO17.skeleton[:12] + ((0, 1), (1, 2), (1, 5), (1, 6)),   # COCO's body, PoseTrack's head
 )
 
 KEYPOINT_SETS: dict[str, KeypointSet] = {

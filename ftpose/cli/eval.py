@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ftpose.cli.options import calibration_option, calibration_photos, parse_scales
+from ftpose.cli.options import calibration_photos, output_option, predictor_options
 from ftpose.evaluation.protocols import PROTOCOLS
-from ftpose.export import BACKENDS, BackendUnavailableError
+from ftpose.export import BackendUnavailableError
 from ftpose.files import InputError
 
 DATASETS = tuple(PROTOCOLS)
@@ -32,25 +32,13 @@ LAYOUTS = ("coco17", "openpose18", "mpii16", "posetrack18", "posetrack17")
 @click.option("--layout", type=click.Choice(LAYOUTS),
               help="Keypoint layout of --results records when their length is ambiguous "
                    "(default: COCO-17 for 51 values).")
-@click.option("--scales", multiple=True, callback=parse_scales, metavar="S[,S...]",
-              help="Input heights relative to 368 px, e.g. 0.75,1,1.25,1.5.")
-@click.option("--multi-scale", is_flag=True, help="The paper's multi-scale test (4 scales 0.25 apart).")
-@click.option("--flip", is_flag=True, help="Also run mirrored images and average the maps.")
-@click.option("--device", default="cpu", show_default=True, help="torch device for --model/--weights.")
-@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
-              help="Images of one size sent to the network together.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
-              help="What runs the network for --model/--weights (see README, Speed).")
-@calibration_option
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: one per core).")
-@click.option("--save-results", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the predictions made with --model/--weights/--oracle (to rescore with --results).")
-@click.option("--analyze", "analyze_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="COCO only: write the Ronchi & Perona error analysis (JSON + PR plots at OKS 0.5, 0.75).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the metrics as one JSON object (name -> value; fractions, null where n/a).")
-@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the tables as markdown ('-' prints them).")
+@predictor_options
+@output_option("--save-results", "save_results",
+               "Also write the predictions made with --model/--weights/--oracle (to rescore with --results).")
+@output_option("--analyze", "analyze_dir",
+               "COCO only: write the Ronchi & Perona error analysis (JSON + PR plots at OKS 0.5, 0.75).", folder=True)
+@output_option("--json", "json_path", "Write the metrics as one JSON object (name -> value; fractions, null where n/a).")
+@output_option("--markdown", "markdown_path", "Write the tables as markdown ('-' prints them).")
 def command(dataset, ann, images, model_name, weights, results, oracle, layout, scales, multi_scale, flip,
             device, batch_size, backend, calibration, threads, save_results, analyze_dir, json_path, markdown_path):
     """Score poses against ground truth with the protocol of the paper's tables.

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ftpose.export import BACKENDS
 from ftpose.files import InputError
 
 model_option = click.option(
@@ -46,6 +47,37 @@ def parse_scales(ctx, param, values) -> tuple[float, ...]:
                 raise click.BadParameter(f"{part!r} is not a positive scale")
             scales.append(scale)
     return tuple(scales)
+
+
+_PREDICTOR_OPTIONS = (
+    click.option("--scales", "scales", multiple=True, callback=parse_scales, metavar="S[,S...]",
+                 help="Input heights relative to 368 px, e.g. --scales 0.75,1,1.25,1.5 (default 1)."),
+    click.option("--multi-scale", is_flag=True,
+                 help="The paper's multi-scale test: scales 0.75,1,1.25,1.5, maps averaged."),
+    click.option("--flip", is_flag=True, help="Also run the mirrored image and average the maps."),
+    click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu, cuda, cuda:1."),
+    click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
+                 help="Images (or video frames) of one size sent to the network together."),
+    click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
+                 help="What runs the network: PyTorch fp32 or bf16, ONNX Runtime fp32 or int8, OpenVINO fp32, "
+                      "bf16 or int8, TensorRT (see README, Speed)."),
+    calibration_option,
+    click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: one per core)."),
+)
+
+
+def output_option(flag: str, dest: str, help: str, folder: bool = False):
+    """An option naming a file (or, with ``folder``, a folder) that the command writes."""
+    kind = click.Path(file_okay=False, path_type=Path) if folder else click.Path(dir_okay=False, path_type=Path)
+    return click.option(flag, dest, type=kind, help=help)
+
+
+def predictor_options(command):
+    """Decorator: the Predictor's options that predict and eval share (scales, multi-scale, flip,
+    device, batch size, backend, calibration, threads), in that order."""
+    for option in reversed(_PREDICTOR_OPTIONS):
+        command = option(command)
+    return command
 
 
 def calibration_photos(paths, backends) -> list | None:

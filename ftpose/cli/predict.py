@@ -7,9 +7,7 @@ from pathlib import Path
 
 import click
 
-from ftpose.cli.options import (calibration_option, calibration_photos, load_predictor, model_option, parse_scales,
-                                weights_option)
-from ftpose.export import BACKENDS
+from ftpose.cli.options import calibration_photos, load_predictor, model_option, predictor_options, weights_option
 from ftpose.files import MAX_PIXELS, SAMPLE_PHOTO, InputError
 from ftpose.pipeline import DEFAULT_MIN_JOINTS, DEFAULT_MIN_SCORE
 
@@ -24,22 +22,10 @@ UNTRAINED_BANNER = "UNTRAINED NETWORK (random weights): these poses are meaningl
               help="Folder for overlays (and maps); the JSON goes to OUT/predictions.json unless --json.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="COCO keypoint results file; OUT/predictions.json by default when --out is given.")
-@click.option("--scales", "scales", multiple=True, callback=parse_scales, metavar="S[,S...]",
-              help="Input heights relative to 368 px, e.g. --scales 0.75,1,1.25,1.5 (default 1).")
-@click.option("--multi-scale", is_flag=True,
-              help="The paper's multi-scale test: scales 0.75,1,1.25,1.5, maps averaged.")
-@click.option("--flip", is_flag=True, help="Also run the mirrored image and average the maps.")
+@predictor_options
 @click.option("--save-maps", is_flag=True, help="Write the merged heatmaps and PAFs (.npz) to OUT.")
 @click.option("--render-maps", is_flag=True,
               help="Also draw the merged heatmaps and PAFs of each image as PNG panels in OUT (see `ftpose maps`).")
-@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu, cuda, cuda:1.")
-@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
-              help="Images or video frames of one size sent to the network together.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
-              help="What runs the network: PyTorch fp32 or bf16, ONNX Runtime fp32 or int8, OpenVINO fp32, "
-                   "bf16 or int8, TensorRT (see README, Speed).")
-@calibration_option
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: one per core).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=MAX_PIXELS, show_default=True,
               help="Refuse images with more pixels than this (read from the file's header, before decoding).")
 @click.option("--allow-partial", is_flag=True,

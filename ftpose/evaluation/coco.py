@@ -14,7 +14,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ftpose.data.coco import load_coco_annotations
-from ftpose.files import InputError, read_json
+from ftpose.files import InputError, check_record, read_json
 from ftpose.keypoints import COCO17
 
 METRICS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
@@ -38,11 +38,7 @@ def load_coco_results(results, gt: COCO, source=None) -> list[dict]:
     expected = 3 * len(COCO17)
     out = []
     for i, r in enumerate(results):
-        if not isinstance(r, dict):
-            raise InputError(source, f"record {i} is not an object")
-        missing = [k for k in ("image_id", "keypoints", "score") if k not in r]
-        if missing:
-            raise InputError(source, f"record {i} lacks {', '.join(missing)}")
+        check_record(source, f"record {i}", r, ("image_id", "keypoints", "score"))
         if r["image_id"] not in image_ids:
             raise InputError(source, f"record {i} refers to image_id {r['image_id']}, which the annotations lack")
         try:

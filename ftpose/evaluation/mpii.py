@@ -31,7 +31,7 @@ from ftpose.evaluation.pckh import (
     BODY_COLUMNS, PCKH_THRESHOLD, Frame, expressible, group_means,
     joint_average_precisions, protocol_joints,
 )
-from ftpose.files import InputError, read_json
+from ftpose.files import InputError, check_record, read_json
 from ftpose.keypoints import COCO17, MPII16, OPENPOSE18, KeypointSet
 
 HEAD_BOX_FACTOR = 0.6  # the MPII tool's head size: 0.6 x head box diagonal
@@ -92,11 +92,7 @@ def _people_from_json(path: Path):
     if not isinstance(data, list):
         raise InputError(path, "not an MPII json list (top level is not a list)")
     for i, record in enumerate(data):
-        if not isinstance(record, dict):
-            raise InputError(path, f"record {i} is not an object")
-        missing = [k for k in ("image", "joints", "joints_vis") if k not in record]
-        if missing:
-            raise InputError(path, f"record {i} lacks {', '.join(missing)}")
+        check_record(path, f"record {i}", record, ("image", "joints", "joints_vis"))
         try:
             xy = np.asarray(record["joints"], np.float64)
             visible = np.asarray(record["joints_vis"], np.float64)

@@ -108,6 +108,19 @@ def refinement_branch(in_channels: int, out_channels: int, width: int) -> nn.Seq
     return branch
 
 
+def transfer_branches(model: nn.Module, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The joint and limb branches of ``model`` over ``features``, five layers each, exchanging
+    features after layer ``model.transfer_layer`` (the feature transfer); ``ftnet`` and ``ftnet-light``."""
+    joint_branch, limb_branch = model.branches["joint"], model.branches["limb"]
+    joint = limb = features
+    for k in range(1, 6):
+        joint, limb = joint_branch.layer(k, joint), limb_branch.layer(k, limb)
+        if k == model.transfer_layer:
+            joint, limb = (joint + model.transfer["limb_to_joint"](limb),
+                           limb + model.transfer["joint_to_limb"](joint))
+    return joint, limb
+
+
 @register_model("ftnet")
 class FTNet(nn.Module):
     """The paper's feature-transfer network (see the module docstring for the wiring).
@@ -167,13 +180,7 @@ class FTNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         features = self.backbone(x)
-        joint_branch, limb_branch = self.branches["joint"], self.branches["limb"]
-        joint = limb = features
-        for k in range(1, 6):
-            joint, limb = joint_branch.layer(k, joint), limb_branch.layer(k, limb)
-            if k == self.transfer_layer:
-                joint, limb = (joint + self.transfer["limb_to_joint"](limb),
-                               limb + self.transfer["joint_to_limb"](joint))
+        joint, limb = transfer_branches(self, features)
         outputs = [(joint, limb)]
         if self.refinement is not None:
             context = torch.cat([joint, limb, features], 1)

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from ftpose.keypoints import NUM_HEATMAPS, NUM_PAFS
-from ftpose.models.ftnet import TRANSFER_LAYERS
+from ftpose.models.ftnet import TRANSFER_LAYERS, transfer_branches
 from ftpose.models.openpose import DetectionBranch
 from ftpose.models.registry import register_model
 from ftpose.models.vgg import init_conv, init_head_conv
@@ -228,13 +228,7 @@ class FTNetLight(nn.Module):
     def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         check_network_input(x, self.stride)
         features = self.backbone(x)
-        joint_branch, limb_branch = self.branches["joint"], self.branches["limb"]
-        joint = limb = features
-        for k in range(1, 6):
-            joint, limb = joint_branch.layer(k, joint), limb_branch.layer(k, limb)
-            if k == self.transfer_layer:
-                joint, limb = (joint + self.transfer["limb_to_joint"](limb),
-                               limb + self.transfer["joint_to_limb"](joint))
+        joint, limb = transfer_branches(self, features)
         outputs = [(joint, limb)]
         if self.refinement is not None:
             outputs.append(self.refinement(torch.cat([joint, limb, features], 1)))
