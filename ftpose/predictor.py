@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ftpose.devices import parse_device
 from ftpose.export import create_backend
 from ftpose.keypoints import NUM_HEATMAPS, flip_maps
 from ftpose.models.resolve import resolve_model, untrained_message
@@ -100,7 +101,7 @@ class Predictor:
                  calibration: Sequence[np.ndarray] | None = None):
         if not scales or any(s <= 0 for s in scales):
             raise ValueError(f"scales must be positive numbers, got {tuple(scales)}")
-        self.device = torch.device(device)
+        self.device = parse_device(device)
         self.network, self.trained = resolve_model(model, weights)
         self.stride = network_stride(self.network)
         if decode_stride is None:

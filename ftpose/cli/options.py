@@ -97,7 +97,7 @@ def load_predictor(model_name, weights=None, **settings):
     """A :class:`~ftpose.predictor.Predictor`, its problems as click errors; warns on stderr when it is untrained."""
     import warnings
 
-    from ftpose.export import BackendUnavailableError
+    from ftpose.cli import user_errors
     from ftpose.models.resolve import untrained_message
     from ftpose.predictor import Predictor, UntrainedNetworkWarning
 
@@ -105,8 +105,8 @@ def load_predictor(model_name, weights=None, **settings):
         warnings.simplefilter("ignore", UntrainedNetworkWarning)
         try:
             predictor = Predictor(model_name, weights=weights, **settings)
-        except (InputError, BackendUnavailableError) as e:
-            raise click.ClickException(str(e)) from None
+        except user_errors():
+            raise   # one line from the command group (with --verbose, the traceback too)
         except ValueError as e:   # an unknown model name
             raise click.UsageError(str(e)) from None
     if not predictor.trained:

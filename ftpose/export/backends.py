@@ -232,6 +232,10 @@ def cached_onnx(network: nn.Module) -> Path:
     from ftpose.export.onnx import export_onnx
 
     name = getattr(network, "model_name", type(network).__name__)
+    runtime = getattr(network, "runtime", None)   # a network file (models.foreign), not torch layers
+    if runtime is not None:
+        raise BackendUnavailableError(f"network {name!r} is a network file that {runtime} runs as it is; "
+                                      "it has no ONNX export, so only the default backend (--backend torch) runs it")
     path = onnx_cache_dir() / f"{name}-{weights_digest(network)}.onnx"
     if not path.is_file():
         try:

@@ -63,7 +63,10 @@ def load_model(path, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a model from a safetensors weights file or a training checkpoint, in eval mode.
 
     Every problem with the file (missing, not a weights file, unknown model, weights
-    that do not fit) raises :class:`ftpose.files.InputError` naming it.
+    that do not fit) raises :class:`ftpose.files.InputError` naming it.  The model is
+    built on the meta device and takes the file's tensors as they are, so metadata that
+    does not match them (``width_mult=40`` beside width-1 weights) is refused before any
+    memory is spent on it.
     """
     path = Path(path)
     if not path.is_file():
@@ -73,20 +76,22 @@ def load_model(path, map_location: str | torch.device = "cpu") -> nn.Module:
             head = f.read(_SAFETENSORS_MAGIC_OFFSET + 1)
     except OSError as e:
         raise InputError(path, f"cannot be read ({e.strerror or e})") from None
-    if head[-1:] == b"{":
+    if head[-1:] == b"{" or path.suffix.lower() == ".safetensors":
         name, options, state = _read_safetensors(path)
     else:
         name, options, state = _read_checkpoint(path)
     if "pretrained_backbone" in options:  # the stored weights replace any initialisation
         options["pretrained_backbone"] = False
     try:
-        model = create_model(name, **options)
+        with torch.device("meta"):
+            model = create_model(name, **options)
     except (ValueError, TypeError) as e:
         raise InputError(path, f"cannot rebuild model {name!r}: {e}") from None
     try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        problem = str(e).splitlines()[0].rstrip(": \t")
+        model.load_state_dict(state, assign=True)
+    except RuntimeError as e:   # "Error(s) in loading state_dict for X:" then one line per problem
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        problem = (lines[1] if len(lines) > 1 else lines[0]).rstrip(": \t.")
         raise InputError(path, f"weights do not fit model {name!r} with options {options} ({problem})") from None
     return model.to(map_location).eval()
 
@@ -142,9 +147,11 @@ def _read_safetensors(path: Path):
 def _read_checkpoint(path: Path):
     import pickle
 
+    from safetensors import SafetensorError   # torch.load reads safetensors files too
+
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, SafetensorError) as e:
         problem = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InputError(path, f"neither a safetensors file nor a readable torch checkpoint ({problem})") from None
     missing = [k for k in ("model", "model_name") if not isinstance(checkpoint, dict) or k not in checkpoint]

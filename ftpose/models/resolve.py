@@ -34,6 +34,7 @@ def resolve_model(source, weights=None, options: dict | None = None) -> tuple[nn
     ``weights`` (a weights file or checkpoint) replaces the shipped weights of a name;
     the file names its own model, so ``source`` is then only the default name.
     ``options`` are model options for a registered name (``create_model(name, **options)``).
+    A network file given as ``weights`` (``ftpose export``'s ``.onnx``) is run as the network.
     """
     from ftpose import models
     from ftpose.models.foreign import NETWORK_FILE_SUFFIXES, load_network_file
@@ -50,6 +51,8 @@ def resolve_model(source, weights=None, options: dict | None = None) -> tuple[nn
             raise ValueError("model options apply to a model name; a weights file records its own options")
         if is_file_source(source):
             raise ValueError(f"{source} carries its own weights; pass no weights with it")
+        if Path(weights).suffix.lower() in NETWORK_FILE_SUFFIXES:   # an export (.onnx) given as weights
+            return load_network_file(weights), True
         return models.load_model(weights), True
     if not is_file_source(source):
         return _registered(str(source), options)

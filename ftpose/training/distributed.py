@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ftpose.devices import parse_device
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -43,10 +45,8 @@ def resolve_device(choice: str) -> torch.device:
     """``auto`` is this process's GPU (``LOCAL_RANK``-th) when there is one, else the CPU."""
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(choice)
+    device = parse_device(choice)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {choice!r} requested but CUDA is not available")
         if device.index is None:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
