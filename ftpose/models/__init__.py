@@ -87,6 +87,8 @@ def load_model(path, map_location: str | torch.device = "cpu") -> nn.Module:
             model = create_model(name, **options)
     except (ValueError, TypeError) as e:
         raise InputError(path, f"cannot rebuild model {name!r}: {e}") from None
+    dtypes = {k: v.dtype for k, v in model.state_dict().items()}   # shipped weights may be stored in fp16
+    state = {k: v.to(dtypes[k]) if k in dtypes else v for k, v in state.items()}
     try:
         model.load_state_dict(state, assign=True)
     except RuntimeError as e:   # "Error(s) in loading state_dict for X:" then one line per problem
