@@ -122,3 +122,17 @@ def test_metadata_that_does_not_match_the_tensors_is_refused_before_allocating(t
     assert os.waitstatus_to_exitcode(status) == 0
     assert usage.ru_maxrss * 1024 < 1 << 30   # the width-40 model alone is 3.7 GB
     assert load_model(tiny_weights).model_options["width_mult"] == 0.125   # the honest file still loads
+
+
+def test_null_keypoints_in_annotations(tmp_path):
+    """``"keypoints": null`` in a COCO file: one line naming the file, the record and the field."""
+    ann = tmp_path / "null.json"
+    ann.write_text(json.dumps({
+        "images": [{"id": 790, "file_name": SAMPLE_PHOTO.name, "height": 422, "width": 640}],
+        "annotations": [{"id": 1, "image_id": 790, "category_id": 1, "keypoints": None, "num_keypoints": 3,
+                         "bbox": [10, 10, 100, 200], "area": 20000, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "person", "keypoints": [], "skeleton": []}]}))
+    before = ann.read_bytes()
+    result = CliRunner().invoke(main, ["eval", "--dataset", "coco", "--ann", str(ann), "--oracle"])
+    assert one_line_error(result) == f"Error: {ann}: annotations[0] (id 1): 'keypoints' is null"
+    assert ann.read_bytes() == before
