@@ -78,6 +78,7 @@ def test_memorising_real_images_reaches_coco_ap(shared_data, tmp_path):
     assert metrics["AP"] >= 0.5, metrics
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the loader processes through /proc")
 def test_sigkill_then_resume_gives_bitwise_the_same_weights(shared_data, tmp_path):
     args = [*TINY, "--data", _coco8(shared_data), "--steps", 12, "--batch-size", 2, "--workers", 1,
             "--set", "checkpoint_every=2", "--set", "keep_last=2"]
@@ -91,9 +92,14 @@ def test_sigkill_then_resume_gives_bitwise_the_same_weights(shared_data, tmp_pat
         deadline = time.monotonic() + 240
         while not list_checkpoints(out) and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
+        loaders = _descendants(process.pid)   # the forkserver and its loader process
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.wait()
+    deadline = time.monotonic() + 60
+    while any(_running(pid) for pid in loaders) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert loaders and not [pid for pid in loaders if _running(pid)], "loader processes outlived the killed trainer"
     killed_at = [int(p.stem.split("_")[1]) for p in list_checkpoints(out)]
     assert killed_at and max(killed_at) < 12, f"the run was not killed mid-way (checkpoints {killed_at})"
 
@@ -107,6 +113,29 @@ def test_sigkill_then_resume_gives_bitwise_the_same_weights(shared_data, tmp_pat
     assert _losses(tmp_path / "straight") == _losses(out)   # the log was cut back and continued
 
 
+def _descendants(pid: int) -> list[int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
 def test_two_process_ddp_matches_one_process(shared_data, tmp_path):
     args = [*TINY, "--data", _coco8(shared_data), "--steps", 4, "--batch-size", 4, "--workers", 0,
             "--set", "optim.name=adam", "--lr", "1e-3"]
@@ -117,6 +146,7 @@ def test_two_process_ddp_matches_one_process(shared_data, tmp_path):
                           "-m", "ftpose", "train", *map(str, args), "--out", str(tmp_path / "ddp")],
                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert ddp.stdout.count("checkpoints in") == 1, ddp.stdout   # only rank 0 reports
     one, two = _losses(tmp_path / "single"), _losses(tmp_path / "ddp")
     assert len(one) == len(two) == 4
     for x, y in zip(one, two):
@@ -164,3 +194,26 @@ def test_resume_without_checkpoint_and_overwriting_a_run_are_errors(shared_data,
     (tmp_path / "old" / "checkpoint_00000010.pt").write_bytes(b"")
     result = _ftpose(*TINY, "--data", _coco8(shared_data), "--out", tmp_path / "old")
     assert result.returncode != 0 and "already holds a run" in result.stderr
+
+
+def test_resume_skips_a_corrupt_newest_checkpoint_and_stale_temp_files_go(shared_data, tmp_path):
+    out = tmp_path / "run"
+    args = [*TINY, "--data", _coco8(shared_data), "--batch-size", 1, "--workers", 0, "--set", "checkpoint_every=2",
+            "--out", out]
+    assert _ftpose(*args, "--steps", 4).returncode == 0
+    newest = list_checkpoints(out)[-1]
+    newest.write_bytes(newest.read_bytes()[:1000])          # a write cut short by a full disk
+    stale = out / ".checkpoint_00000006.x1y2z3.tmp.pt"      # what atomic_write leaves when killed mid-write
+    stale.write_bytes(b"partial")
+    resumed = _ftpose(*args, "--steps", 6, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"warning: {newest}: not a readable checkpoint" in resumed.stderr
+    assert "resuming from checkpoint_00000002.pt instead" in resumed.stderr
+    assert not stale.exists()
+    assert load_checkpoint(list_checkpoints(out)[-1])["step"] == 6
+    assert [int(r) for r in _steps(out)] == [1, 2, 3, 4, 5, 6]   # the log was cut back to step 2 and continued
+
+
+def _steps(out: Path) -> list[str]:
+    with open(out / "metrics.csv", newline="") as f:
+        return [row["step"] for row in csv.DictReader(f)]

@@ -1,6 +1,7 @@
 """``ftpose distill``: train a student on the teacher's maps, annotations and unlabeled images."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
@@ -74,8 +75,11 @@ def command(data, teacher, teacher_flip, teacher_scales, freeze, unlabeled, excl
     from ftpose.distill.train import DISTILL_FILE, distill, load_distill_config
     from ftpose.models.registry import option_names
     from ftpose.training.config import command_line_overrides, load_config
+    from ftpose.training.distributed import is_main_process
     from ftpose.training.engine import NonFiniteError
 
+    if not is_main_process():
+        warnings.simplefilter("ignore")  # rank 0 shows them
     try:
         overrides = command_line_overrides(assignments, {
             "model": model, "val": val, "steps": steps, "batch_size": batch_size, "optim.lr": lr,
@@ -100,6 +104,8 @@ def command(data, teacher, teacher_flip, teacher_scales, freeze, unlabeled, excl
         distill_settings = load_distill_config(out_dir / DISTILL_FILE if resume else None, settings)
         summary = distill(config, distill_settings, out_dir, resume=resume, progress=not quiet)
     except (InputError, ValueError, NonFiniteError) as e:
+        if not is_main_process():  # under torchrun every rank meets the same error: rank 0 says it
+            raise SystemExit(1) from None
         raise click.ClickException(str(e)) from None
     if summary:
         click.echo(f"step {summary['step']}: loss {summary['loss']:.4g}; checkpoints in {out_dir}")

@@ -1,6 +1,7 @@
 """``ftpose train``: train a registered model on COCO, MPII and PoseTrack data."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
@@ -47,8 +48,11 @@ def command(model, init, data, val, out_dir, config_file, steps, batch_size, lr,
     Several GPUs: torchrun --nproc_per_node 8 -m ftpose train ... (same options).
     """
     from ftpose.training.config import command_line_overrides, load_config
+    from ftpose.training.distributed import is_main_process
     from ftpose.training.engine import NonFiniteError, train
 
+    if not is_main_process():
+        warnings.simplefilter("ignore")  # rank 0 shows them
     try:
         overrides = command_line_overrides(assignments, {
             "model": model, "init": init, "val": val, "steps": steps, "batch_size": batch_size, "optim.lr": lr,
@@ -63,6 +67,8 @@ def command(model, init, data, val, out_dir, config_file, steps, batch_size, lr,
         config = load_config(config_file, overrides)
         summary = train(config, out_dir, resume=resume, progress=not quiet)
     except (InputError, ValueError, NonFiniteError) as e:
+        if not is_main_process():  # under torchrun every rank meets the same error: rank 0 says it
+            raise SystemExit(1) from None
         raise click.ClickException(str(e)) from None
     if summary:
         click.echo(f"step {summary['step']}: loss {summary['loss']:.4g}; checkpoints in {out_dir}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,10 @@ from ftpose.files import InputError, atomic_write
 
 _NAME = re.compile(r"^checkpoint_(\d+)\.pt$")
 BEST = "best.pt"
+
+
+class CorruptCheckpointWarning(UserWarning):
+    """The newest checkpoint could not be read; an older one is used instead."""
 
 
 def checkpoint_path(out_dir, step: int) -> Path:
@@ -57,6 +62,35 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if not isinstance(state, dict) or "model" not in state or "model_name" not in state:
         raise InputError(path, "not an ftpose training checkpoint (no model/model_name)")
     return state
+
+
+def load_newest_checkpoint(out_dir, map_location="cpu", warn: bool = True) -> tuple[Path, dict]:
+    """The newest readable checkpoint of a run and its path, skipping (with a warning)
+    newer ones that cannot be read, e.g. after a disk filled up or a file was truncated."""
+    found = list_checkpoints(out_dir)
+    if not found:
+        raise InputError(out_dir, "--resume given but the folder has no checkpoint_*.pt")
+    first_error = None
+    for path in reversed(found):
+        try:
+            state = load_checkpoint(path, map_location=map_location)
+        except InputError as e:
+            first_error = first_error or e
+            continue
+        if first_error is not None and warn:
+            warnings.warn(CorruptCheckpointWarning(f"{first_error}; resuming from {path.name} instead"), stacklevel=2)
+        return path, state
+    raise first_error
+
+
+def remove_stale_temp_files(out_dir) -> list[Path]:
+    """Delete the temp files (``.NAME.*.tmp*``) that writes killed mid-way left in a run folder."""
+    out_dir = Path(out_dir)
+    stale = [p for folder in (out_dir, out_dir / "samples") if folder.is_dir()
+             for p in folder.iterdir() if p.is_file() and p.name.startswith(".") and ".tmp" in p.name]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def rng_state() -> dict:

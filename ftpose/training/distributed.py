@@ -41,6 +41,11 @@ def init_distributed(device: torch.device) -> DistributedContext:
     return DistributedContext(rank, world_size, local_rank)
 
 
+def is_main_process() -> bool:
+    """True unless this is a ``torchrun`` worker of rank > 0 (usable before the group is joined)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def resolve_device(choice: str) -> torch.device:
     """``auto`` is this process's GPU (``LOCAL_RANK``-th) when there is one, else the CPU."""
     if choice == "auto":

@@ -7,9 +7,14 @@ the model, optimiser, schedule, gradient scaler and RNG states from the checkpoi
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import functools
 import math
+import os
+import signal
+import threading
 import time
 import types
 from pathlib import Path
@@ -23,8 +28,9 @@ from ftpose.data import BatchStream, DataSpec, build_dataset
 from ftpose.data.preview import draw_sample
 from ftpose.files import InputError, atomic_write, write_image
 from ftpose.network_input import normalize
-from ftpose.training.checkpoint import (BEST, checkpoint_path, list_checkpoints, load_checkpoint,
-                                        prune_checkpoints, restore_rng_state, rng_state, save_checkpoint)
+from ftpose.training.checkpoint import (BEST, checkpoint_path, list_checkpoints, load_newest_checkpoint,
+                                        prune_checkpoints, remove_stale_temp_files, restore_rng_state, rng_state,
+                                        save_checkpoint)
 from ftpose.training.config import TrainConfig, save_config
 from ftpose.training.distributed import (DistributedContext, all_reduce_mean, barrier, gather_objects,
                                          init_distributed, resolve_device, shutdown)
@@ -83,17 +89,51 @@ def _worker_context():
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
 
 
-def _init_worker(_worker_id: int) -> None:
+def _init_worker(trainer_pid: int, _worker_id: int) -> None:
     # each loader process is one of many: keep its libraries single-threaded
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    threading.Thread(target=_exit_with_trainer, args=(trainer_pid,), daemon=True, name="exit-with-trainer").start()
+
+
+def _exit_with_trainer(trainer_pid: int) -> None:
+    """End this loader process, and the forkserver that started it, once the trainer is gone.
+
+    A loader process is the forkserver's child, not the trainer's, so nothing tells it
+    when the trainer is killed (kill -9, OOM killer): measured, such processes lingered
+    for minutes.  Polling once a second costs nothing; the forkserver only ever serves
+    this trainer's loaders, so it goes too.
+    """
+    while _alive(trainer_pid):
+        time.sleep(1.0)
+    server = os.getppid()
+    if server not in (1, trainer_pid):
+        with contextlib.suppress(OSError):
+            os.kill(server, signal.SIGTERM)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a killed process whose parent has not reaped it yet does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def build_loader(dataset, stream: BatchStream, workers: int, pin_memory: bool = False,
                  seed: int = 0) -> torch.utils.data.DataLoader:
     """The training DataLoader: batches from ``stream``, built in ``workers`` processes."""
     return torch.utils.data.DataLoader(
-        dataset, batch_sampler=stream, num_workers=workers, worker_init_fn=_init_worker, pin_memory=pin_memory,
+        dataset, batch_sampler=stream, num_workers=workers, worker_init_fn=functools.partial(_init_worker, os.getpid()),
+        pin_memory=pin_memory,
         prefetch_factor=4 if workers else None, multiprocessing_context=_worker_context() if workers else None,
         generator=torch.Generator().manual_seed(seed))
 
@@ -211,12 +251,9 @@ class Trainer:
         return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
 
     def _resume(self) -> None:
-        found = list_checkpoints(self.out_dir)
-        if not found:
-            raise InputError(self.out_dir, "--resume given but the folder has no checkpoint_*.pt")
-        state = load_checkpoint(found[-1], map_location=self.device)
+        path, state = load_newest_checkpoint(self.out_dir, map_location=self.device, warn=self.context.is_main)
         if state["model_name"] != self.config.model:
-            raise InputError(found[-1], f"checkpoint is of model {state['model_name']!r}, not {self.config.model!r}")
+            raise InputError(path, f"checkpoint is of model {state['model_name']!r}, not {self.config.model!r}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -229,10 +266,12 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------
 
     def run(self) -> dict:
+        """Train to ``config.steps``; returns the last logged metrics row (empty on ranks but 0)."""
         config, context = self.config, self.context
         resumed_at = self.step if self.step else None
         if context.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temp_files(self.out_dir)  # of writes a kill -9 cut short
             save_config(config, self.out_dir / "config.toml")
             if config.dump_samples and not resumed_at:
                 self.dump_samples(config.dump_samples)
@@ -288,7 +327,7 @@ class Trainer:
                     log.close()
             if tensorboard is not None:
                 tensorboard.close()
-        return last
+        return last if context.is_main else {}  # only rank 0 reports
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """One optimiser step; returns ``[loss, heatmap loss, paf loss, gradient norm]`` (detached,
