@@ -8,6 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -180,3 +184,36 @@ def test_outputs_never_leave_the_folder_or_touch_a_linked_input(tmp_path):
     escaping = type(sources[0])(photo, Path("../photo.jpg"))
     with pytest.raises(InputError, match="would leave the output folder"):
         outputs.path(escaping, ".png")
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stopped_folder_run_keeps_every_finished_photo(tmp_path, signal_number):
+    """Stopped after its first photo, a run over a folder of 300 leaves a consistent pair for what it finished."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(300):
+        os.link(SAMPLE_PHOTO, photos / f"photo{index:03d}.jpg")
+    before = hashes(photos)
+    out = tmp_path / "out"
+    code = ("import sys; import marker_network; from ftpose.cli import main; "
+            f"main(['predict', {str(photos)!r}, '--model', 'test-marker', '--threads', '1', '--batch-size', '1', "
+            f"'--out', {str(out)!r}])")
+    tests = Path(__file__).resolve().parent
+    process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])})
+    journal = out / "predictions.jsonl"
+    while process.poll() is None and not (journal.exists() and journal.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    process.send_signal(signal_number)
+    stderr = process.communicate()[1]
+    assert process.returncode == 130, stderr
+    assert "interrupted: the results so far are in" in stderr and "Traceback" not in stderr
+    data = (out / "predictions.json").read_bytes()
+    meta = json.loads((out / "predictions.meta.json").read_text())
+    assert meta["results_sha256"] == hashlib.sha256(data).hexdigest()
+    finished = [Path(m["file"]) for m in meta["images"]]
+    assert 1 <= len(finished) < 300
+    assert sorted({r["image_id"] for r in json.loads(data)}) == sorted(m["image_id"] for m in meta["images"])
+    for path in finished:
+        assert cv2.imread(str(out / "photos" / path.name)) is not None
+    assert hashes(photos) == before
