@@ -220,7 +220,7 @@ def write_coco_results(journal, path, order: list[str], meta: dict, image_ids: d
             frames += 1
             people += len(found)
         write("]")
-    # one pair, as ftpose.outputs.write_results makes them: the meta names the results' hash
+    # one pair: the meta names the hash of the results it belongs to
     write_json(meta_path(path), {**meta, "results": path.name, "results_sha256": digest.hexdigest(),
                                  "images": images}, indent=1)
     return {"images": frames, "people": people}
