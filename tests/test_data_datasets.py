@@ -195,3 +195,22 @@ def test_bad_files_name_the_file(shared_data, tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"videos": []}))
     with pytest.raises(InputError, match="other.json: not a PoseTrack annotation file"):
         load_posetrack(tmp_path / "other.json", tmp_path)
+
+
+def test_mpii_training_and_evaluation_read_one_parser(shared_data, tmp_path):
+    """The json list is parsed once (ftpose.data.mpii.read_mpii_json); a NaN refuses both uses."""
+    import json
+
+    from ftpose.data.mpii import load_mpii
+    from ftpose.evaluation import mpii as mpii_eval
+
+    root = shared_data / "mmpose_fixtures" / "mpii"
+    records = json.loads((root / "test_mpii.json").read_text())
+    people = sum(len(r.keypoints) for r in load_mpii(root / "test_mpii.json", root))
+    assert people == len(records) == sum(len(g.keypoints) for g in mpii_eval.load_ground_truth(root / "test_mpii.json"))
+    records[1]["scale"] = float("nan")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(records))
+    for load in (lambda: load_mpii(bad, root), lambda: mpii_eval.load_ground_truth(bad)):
+        with pytest.raises(InputError, match=r"record 1 \(.*\): 'scale' value 0 is nan"):
+            load()

@@ -161,7 +161,14 @@ def test_official_mat_release_is_read(ground_truth, mpii_json, tmp_path):
 @pytest.mark.parametrize("content, problem", [
     ({"image": "a.jpg"}, "top level is not a list"),
     ([{"image": "a.jpg", "joints": [[0, 0]] * 16}], "lacks joints_vis"),
-    ([{"image": "a.jpg", "joints": [[0, 0]] * 15, "joints_vis": [1] * 15}], "expected 16"),
+    ([{"image": "a.jpg", "joints": [[0, 0]] * 15, "joints_vis": [1] * 15}], "'joints' has 30 values, expected 32"),
+    ([{"image": "a.jpg", "joints": [[float("nan"), 0]] + [[0, 0]] * 15, "joints_vis": [1] * 16}],
+     r"record 0 \(a.jpg\): 'joints' value 0 is nan"),
+    ([{"image": "a.jpg", "joints": [[0, 0]] * 16, "joints_vis": [2] + [1] * 15}],
+     r"'joints_vis' flag of joint 0 is 2 \(allowed: 0, 1\)"),
+    ([{"image": "a.jpg", "joints": [[0, 0]] * 16, "joints_vis": [1] * 16, "head_box": [10, 10, 5, 20]}],
+     "'head_box' .* has a negative size"),
+    ([{"image": "../a.jpg", "joints": [[0, 0]] * 16, "joints_vis": [1] * 16}], "points outside the images folder"),
 ])
 def test_malformed_ground_truth_names_the_file(tmp_path, content, problem):
     path = tmp_path / "gt.json"

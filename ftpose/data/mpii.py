@@ -9,13 +9,15 @@ MPII marks no unannotated people, so there are no ignore regions.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ftpose.data import validate
 from ftpose.data.annotations import AnnotatedImage
 from ftpose.data.coco import check_images_exist
-from ftpose.files import InputError, read_json
+from ftpose.files import InputError, check_record, read_json
 from ftpose.keypoints import MPII16, NETWORK, convert
 
 LAYOUT = MPII16
@@ -48,20 +50,57 @@ def load_mpii(annotations, images) -> list[AnnotatedImage]:
     return out
 
 
-def _people_from_json(path: Path):
+@dataclass
+class MpiiJsonPerson:
+    """One record of the common MPII json list, validated (:func:`read_mpii_json`)."""
+
+    image: str
+    joints: np.ndarray            # (16, 2) x, y in MPII16 order
+    labelled: np.ndarray          # (16,) bool: joints_vis > 0
+    center: np.ndarray | None     # (2,) the person's centre, when given
+    scale: float | None           # the person's height / 200 px, when given
+    head_box: np.ndarray | None   # (4,) x1, y1, x2, y2, when given
+
+
+def read_mpii_json(path) -> list[MpiiJsonPerson]:
+    """The MPII json list (``image``, ``joints`` 16x2, ``joints_vis``, optional ``center``,
+    ``scale``, ``head_box``), shared by training and evaluation.
+
+    Every record is checked (:mod:`ftpose.data.validate`): finite numbers of the right
+    shape, visibility flags 0 or 1, a positive scale, a head box without negative size,
+    an image name inside the images folder; a bad one is an :class:`InputError` naming
+    the file, the record and the field.
+    """
     data = read_json(path)
     if not isinstance(data, list):
         raise InputError(path, "not an MPII json list (top level is not a list)")
+    people = []
     for i, rec in enumerate(data):
-        missing = [k for k in ("image", "joints", "joints_vis", "center", "scale") if k not in rec]
-        if missing:
-            raise InputError(path, f"record {i} lacks {', '.join(missing)}")
-        xy = np.asarray(rec["joints"], np.float64)
-        vis = np.asarray(rec["joints_vis"], np.float64)
-        if xy.shape != (len(LAYOUT), 2) or vis.shape != (len(LAYOUT),):
-            raise InputError(path, f"record {i} ({rec['image']}) does not have 16 joints")
-        joints = np.concatenate([xy, np.where(vis > 0, 2.0, 0.0)[:, None]], 1)
-        yield rec["image"], joints, rec["center"], float(rec["scale"])
+        check_record(path, f"record {i}", rec, ("image", "joints", "joints_vis"))
+        record = f"record {i} ({rec['image']})"
+        image = validate.image_name(rec["image"], path, record, "image")
+        joints = validate.numbers(rec["joints"], path, record, "joints", (len(LAYOUT), 2))
+        flags = validate.numbers(rec["joints_vis"], path, record, "joints_vis", (len(LAYOUT),))
+        validate.visibility(flags, (0, 1), path, record, "joints_vis")
+        center = None if rec.get("center") is None else validate.numbers(rec["center"], path, record, "center", (2,))
+        scale = None if rec.get("scale") is None else validate.number(rec["scale"], path, record, "scale",
+                                                                       positive=True)
+        box = None
+        if rec.get("head_box") is not None:
+            box = validate.numbers(rec["head_box"], path, record, "head_box", (4,))
+            if box[2] < box[0] or box[3] < box[1]:
+                raise InputError(path, f"{record}: 'head_box' {box.tolist()} has a negative size "
+                                       f"(expected x1, y1, x2, y2)")
+        people.append(MpiiJsonPerson(image, joints, flags > 0, center, scale, box))
+    return people
+
+
+def _people_from_json(path: Path):
+    for i, person in enumerate(read_mpii_json(path)):
+        if person.center is None or person.scale is None:  # training crops around them
+            raise InputError(path, f"record {i} ({person.image}) lacks center or scale, which training needs")
+        joints = np.concatenate([person.joints, np.where(person.labelled, 2.0, 0.0)[:, None]], 1)
+        yield person.image, joints, person.center, person.scale
 
 
 def _as_list(value):

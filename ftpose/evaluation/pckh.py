@@ -27,6 +27,14 @@ import numpy as np
 
 from ftpose.keypoints import KeypointSet, convert
 
+HEAD_BOX_FACTOR = 0.6  # the MPII tool's and poseval's head size: 0.6 x head box diagonal
+
+
+def head_size_from_box(box) -> float:
+    """PCKh's reference length from a head box ``(x1, y1, x2, y2)``."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return HEAD_BOX_FACTOR * float(np.hypot(x2 - x1, y2 - y1))
+
 # The table columns every PCKh protocol shares (MPII and PoseTrack differ only in "Head").
 BODY_COLUMNS = {
     "Shoulder": ("right_shoulder", "left_shoulder"),
