@@ -214,3 +214,20 @@ def test_mpii_training_and_evaluation_read_one_parser(shared_data, tmp_path):
     for load in (lambda: load_mpii(bad, root), lambda: mpii_eval.load_ground_truth(bad)):
         with pytest.raises(InputError, match=r"record 1 \(.*\): 'scale' value 0 is nan"):
             load()
+
+
+def test_posetrack_nan_keypoints_are_refused_by_training_and_evaluation(shared_data, tmp_path):
+    import json
+
+    from ftpose.evaluation import posetrack as posetrack_eval
+
+    root = shared_data / "mmpose_fixtures" / "posetrack18"
+    source = sorted((root / "annotations" / "val").glob("*.json"))[0]
+    data = json.loads(source.read_text())
+    annotation = next(a for a in data["annotations"] if any(a.get("keypoints") or []))
+    annotation["keypoints"][0] = float("nan")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    for load in (lambda: load_posetrack(bad, root), lambda: posetrack_eval.load_ground_truth(bad)):
+        with pytest.raises(InputError, match=rf"annotation {annotation['id']}: 'keypoints' value 0 is nan"):
+            load()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftpose.data import validate
 from ftpose.data.annotations import AnnotatedImage, keypoint_extent
 from ftpose.data.coco import check_images_exist
 from ftpose.files import InputError, read_json
@@ -89,7 +90,7 @@ def _frames_2018(data: dict, images: Path, source: Path):
                     raise InputError(source, f"annotation {a.get('id')} has {len(kps)} keypoint values, "
                                              f"expected {3 * len(LAYOUT_2018)}")
                 continue
-            kps = np.asarray(kps, np.float64).reshape(-1, 3)
+            kps = validate.numbers(kps, source, f"annotation {a.get('id')}", "keypoints").reshape(-1, 3)
             if np.count_nonzero(kps[:, 2]) == 0:
                 if "bbox" in a:  # a boxed person without keypoints: present but unannotated
                     ignore.append({"bbox": list(a["bbox"]), "iscrowd": 0, "num_keypoints": 0})
@@ -129,8 +130,13 @@ def _frames_2017(annolist: list, images: Path, source: Path):
             joints = np.zeros((len(LAYOUT_2017), 3))
             for p in points:
                 visible = _scalar(p.get("is_visible"), 1)
-                joints[int(_scalar(p["id"]))] = (_scalar(p["x"]), _scalar(p["y"]),
-                                                 1.0 if visible in (0, "0", False) else 2.0)
+                k = int(_scalar(p["id"]))
+                what = f"annolist[{i}] point {k}"
+                if not 0 <= k < len(LAYOUT_2017):
+                    raise InputError(source, f"{what}: joint id {k} is not a PoseTrack 2017 joint (0..14)")
+                joints[k] = (validate.number(_scalar(p["x"]), source, what, "x"),
+                             validate.number(_scalar(p["y"]), source, what, "y"),
+                             1.0 if visible in (0, "0", False) else 2.0)
             if joints[:, 2].any():
                 people.append(joints)
         if not people:

@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ftpose.data import validate
 from ftpose.evaluation import malformed_as_input_error
 from ftpose.evaluation.clear_mot import MotAccumulator, MotCounts
 from ftpose.evaluation.pckh import (  # noqa: F401  (HEAD_BOX_FACTOR: read through this module by tests)
@@ -166,9 +167,11 @@ def _frames_2017(annolist: list, source: Path):
                 if annopoints else []
             for p in points:
                 k = int(_scalar(p["id"]))
+                what = f"{image}: annorect {r} point {k}"
                 if not 0 <= k < len(JOINTS):
                     raise InputError(source, f"{image}: joint id {k} is not a PoseTrack 2017 joint (0..14)")
-                kp[k] = (_scalar(p["x"]), _scalar(p["y"]), 1.0)
+                kp[k] = (validate.number(_scalar(p["x"]), source, what, "x"),
+                         validate.number(_scalar(p["y"]), source, what, "y"), 1.0)
             keypoints.append(kp)
             if all(k in rect for k in ("x1", "y1", "x2", "y2")):
                 head_size.append(head_size_from_box([_scalar(rect[k]) for k in ("x1", "y1", "x2", "y2")]))
@@ -195,7 +198,7 @@ def _keypoint_array(values, layout: KeypointSet, source, what: str) -> np.ndarra
         raise InputError(source, f"{what}: keypoints are not numbers") from None
     if kp.size != 3 * len(layout):
         raise InputError(source, f"{what} has {kp.size} keypoint values, expected {3 * len(layout)}")
-    return kp.reshape(-1, 3)
+    return validate.numbers(kp, source, what, "keypoints").reshape(-1, 3)   # NaN/inf refused
 
 
 def _layout_of(data: dict, source: Path) -> KeypointSet:
