@@ -8,9 +8,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from tiny_networks import visible_network
+
 from ftpose.cli import main
 from ftpose.grouping import decode
-from ftpose.models import create_model, save_weights
+from ftpose.models import save_weights
 from ftpose.predictor import PoseMaps
 from ftpose.speed import (STAGES, compare_maps, grouping_scene, interleaved, peak_memory_mb, read_frames,
                           summarize_times, time_grouping)
@@ -53,22 +55,12 @@ def test_read_frames_from_a_video_and_a_folder(shared_data):
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
-    """Tiny ftnet and openpose weights whose maps are far from zero.
-
-    Fresh pose heads start from tiny Gaussians (their maps are near 1e-7, see DEVELOPING's
-    head initialisation), which int8 rounds to exactly the fp32 output; He-initialised
-    convolutions give maps of a visible size, so the int8 error is measurable.
-    """
+    """Tiny ftnet and openpose weights whose maps (and int8's error) are far from zero."""
     folder = tmp_path_factory.mktemp("weights")
     paths = []
     for name in ("ftnet", "openpose"):
-        torch.manual_seed(0)
         options = {"width_mult": 0.125} if name == "ftnet" else {"width_mult": 0.125, "stages": 2}
-        model = create_model(name, **options)
-        for conv in model.modules():
-            if isinstance(conv, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-        save_weights(model, folder / f"{name}.safetensors")
+        save_weights(visible_network(name, **options), folder / f"{name}.safetensors")
         paths.append(folder / f"{name}.safetensors")
     return paths
 

@@ -9,20 +9,20 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
+from tiny_networks import visible_network
 
 from ftpose.cli import main
 from ftpose.export.onnx import (INPUT_NAME, OUTPUT_NAMES, TOLERANCE, ExportError, FinalMaps,
                                 export_onnx, read_metadata)
 from ftpose.export.quantize import calibration_inputs, quantize_int8
 from ftpose.files import InputError, read_image
-from ftpose.models import create_model
+
 from ftpose.network_input import network_batch, prepare_network_input
 
 
 @pytest.fixture(scope="module")
 def tiny_ftnet():
-    torch.manual_seed(0)
-    return create_model("ftnet", width_mult=0.125).eval()
+    return visible_network("ftnet", width_mult=0.125)
 
 
 @pytest.fixture(scope="module")
