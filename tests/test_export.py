@@ -16,7 +16,6 @@ from ftpose.export.onnx import (INPUT_NAME, OUTPUT_NAMES, TOLERANCE, ExportError
                                 export_onnx, read_metadata)
 from ftpose.export.quantize import calibration_inputs, quantize_int8
 from ftpose.files import InputError, read_image
-
 from ftpose.network_input import network_batch, prepare_network_input
 
 
