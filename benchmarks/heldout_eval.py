@@ -47,7 +47,8 @@ def write_ground_truth(data: Path, path: Path) -> list[Path]:
         merged["categories"] = merged["categories"] or part["categories"]
         for image in part["images"]:
             images.append(data / folder / image["file_name"])
-            merged["images"].append({**image, "file_name": str(images[-1])})
+            # relative to --data: annotation files may not point outside their images folder
+            merged["images"].append({**image, "file_name": str(Path(folder) / image["file_name"])})
         merged["annotations"].extend(part["annotations"])
     ids = [image["id"] for image in merged["images"]]
     assert len(set(ids)) == len(ids), "held-out image ids collide"
