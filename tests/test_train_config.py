@@ -70,11 +70,12 @@ def test_shipped_configs_load(path):
 def test_ablation_configs_extend_the_papers_and_change_only_the_model():
     configs = Path(__file__).resolve().parents[1] / "configs"
     paper = load_config(configs / "coco.toml")
-    expected = {"table8_transfer": "conv4", "table8_no_transfer": "none", **{
-        f"transfer_layer_conv{k}": f"conv{k}" for k in (1, 2, 3, 5)}}
-    for name, transfer_from in expected.items():
+    expected = {"table8_transfer": {"transfer_from": "conv4"}, "table8_no_transfer": {"transfer_from": "none"},
+                "table9_no_refinement": {"refinement": False},
+                **{f"table7_transfer_conv{k}": {"transfer_from": f"conv{k}"} for k in (1, 2, 3, 5)}}
+    for name, options in expected.items():
         config = load_config(configs / f"{name}.toml")
-        assert config.model_options == {"pretrained_backbone": True, "transfer_from": transfer_from}, name
+        assert config.model_options == {"pretrained_backbone": True, **options}, name
         assert {**config.to_dict(), "model_options": None} == {**paper.to_dict(), "model_options": None}, name
 
 
