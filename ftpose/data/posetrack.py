@@ -13,6 +13,7 @@ are relative to ``IMAGES`` (the dataset root).  Only labelled frames are used.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -109,40 +110,71 @@ def _frames_2018(data: dict, images: Path, source: Path):
                              heights=heights, ignore=ignore, image_id=info.get("id", i))
 
 
-def _frames_2017(annolist: list, images: Path, source: Path):
-    for i, frame in enumerate(annolist):
-        if not _flag(frame.get("is_labeled", [1])):
-            continue
+@dataclass
+class Rect2017:
+    """One ``annorect`` of a 2017 frame: joints ``(15, 3)`` (x, y, visibility 2 visible /
+    1 occluded / 0 absent, :data:`LAYOUT_2017` order), head box ``(x1, y1, x2, y2)`` or
+    None, track id (-1 when absent)."""
+
+    joints: np.ndarray
+    head_box: list | None
+    track_id: int
+
+
+@dataclass
+class Frame2017:
+    """One ``annolist`` entry: image name, whether it is labelled, its rects and ignore polygons."""
+
+    image: str
+    labeled: bool
+    rects: list
+    ignore_xs: list
+    ignore_ys: list
+
+
+def read_annolist_2017(annolist: list, source: Path):
+    """The one parser of PoseTrack 2017 ``annolist`` entries, for training and evaluation.
+
+    Joint ids outside 0..14 and non-numeric or non-finite coordinates are one-line
+    :class:`~ftpose.files.InputError`s naming the image, the rect and the point.
+    """
+    for i, entry in enumerate(annolist):
         try:
-            name = _scalar(frame["image"])["name"]
+            image = _scalar(entry["image"])["name"]
         except (KeyError, IndexError, TypeError):
             raise InputError(source, f"annolist[{i}] has no image name") from None
-        ignore = []
-        for region in frame.get("ignore_regions", []) or []:
-            points = region.get("point", [])
-            xs = [_scalar(p["x"]) for p in points]
-            ys = [_scalar(p["y"]) for p in points]
-            if (rec := _polygon_record(xs, ys)) is not None:
-                ignore.append(rec)
-        people = []
-        for rect in frame.get("annorect", []) or []:
-            points = (_scalar(rect.get("annopoints")) or {}).get("point", [])
+        rects = []
+        for r, rect in enumerate(entry.get("annorect") or []):
             joints = np.zeros((len(LAYOUT_2017), 3))
-            for p in points:
-                visible = _scalar(p.get("is_visible"), 1)
+            for p in (_scalar(rect.get("annopoints")) or {}).get("point", []):
                 k = int(_scalar(p["id"]))
-                what = f"annolist[{i}] point {k}"
+                what = f"{image}: annorect {r} point {k}"
                 if not 0 <= k < len(LAYOUT_2017):
                     raise InputError(source, f"{what}: joint id {k} is not a PoseTrack 2017 joint (0..14)")
+                visible = _scalar(p.get("is_visible"), 1)
                 joints[k] = (validate.number(_scalar(p["x"]), source, what, "x"),
                              validate.number(_scalar(p["y"]), source, what, "y"),
                              1.0 if visible in (0, "0", False) else 2.0)
-            if joints[:, 2].any():
-                people.append(joints)
+            head = [_scalar(rect[k]) for k in ("x1", "y1", "x2", "y2")] if all(
+                k in rect for k in ("x1", "y1", "x2", "y2")) else None
+            rects.append(Rect2017(joints, head, int(_scalar(rect.get("track_id"), -1))))
+        regions = entry.get("ignore_regions") or []
+        yield Frame2017(image, _flag(entry.get("is_labeled", [1])), rects,
+                        [[_scalar(p["x"]) for p in region.get("point", [])] for region in regions],
+                        [[_scalar(p["y"]) for p in region.get("point", [])] for region in regions])
+
+
+def _frames_2017(annolist: list, images: Path, source: Path):
+    for frame in read_annolist_2017(annolist, source):
+        if not frame.labeled:
+            continue
+        ignore = [rec for xs, ys in zip(frame.ignore_xs, frame.ignore_ys)
+                  if (rec := _polygon_record(xs, ys)) is not None]
+        people = [rect.joints for rect in frame.rects if rect.joints[:, 2].any()]
         if not people:
             continue
         source_kps = np.stack(people)
         centers, heights = keypoint_extent(source_kps)  # 2017 has head boxes only, no body boxes
-        yield AnnotatedImage(path=images / name, keypoints=convert(source_kps, LAYOUT_2017, NETWORK),
+        yield AnnotatedImage(path=images / frame.image, keypoints=convert(source_kps, LAYOUT_2017, NETWORK),
                              centers=centers, heights=heights,
-                             ignore=ignore, image_id=name)
+                             ignore=ignore, image_id=frame.image)

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from ftpose.data import validate
+from ftpose.data.posetrack import read_annolist_2017
 from ftpose.evaluation import malformed_as_input_error
 from ftpose.evaluation.clear_mot import MotAccumulator, MotCounts
 from ftpose.evaluation.pckh import (  # noqa: F401  (HEAD_BOX_FACTOR: read through this module by tests)
@@ -151,40 +152,21 @@ def _sequences_2018(data: dict, source: Path) -> list[Sequence]:
 
 
 def _frames_2017(annolist: list, source: Path):
-    for i, entry in enumerate(annolist):
-        try:
-            image = entry["image"][0]["name"] if isinstance(entry["image"], list) else entry["image"]["name"]
-        except (KeyError, IndexError, TypeError):
-            raise InputError(source, f"annolist[{i}] has no image name") from None
-        rects = entry.get("annorect") or []
-        if not rects:
+    for frame in read_annolist_2017(annolist, source):
+        if not frame.rects:
             continue
-        keypoints, head_size, track_ids = [], [], []
-        for r, rect in enumerate(rects):
-            kp = np.zeros((len(JOINTS), 3))
-            annopoints = rect.get("annopoints") or []
-            points = (annopoints[0] if isinstance(annopoints, list) else annopoints).get("point", []) \
-                if annopoints else []
-            for p in points:
-                k = int(_scalar(p["id"]))
-                what = f"{image}: annorect {r} point {k}"
-                if not 0 <= k < len(JOINTS):
-                    raise InputError(source, f"{image}: joint id {k} is not a PoseTrack 2017 joint (0..14)")
-                kp[k] = (validate.number(_scalar(p["x"]), source, what, "x"),
-                         validate.number(_scalar(p["y"]), source, what, "y"), 1.0)
-            keypoints.append(kp)
-            if all(k in rect for k in ("x1", "y1", "x2", "y2")):
-                head_size.append(head_size_from_box([_scalar(rect[k]) for k in ("x1", "y1", "x2", "y2")]))
-            elif points:
-                raise InputError(source, f"{image}: annorect {r} has keypoints but no head box x1 y1 x2 y2")
+        keypoints, head_size = [], []
+        for r, rect in enumerate(frame.rects):
+            keypoints.append(np.concatenate([rect.joints[:, :2], (rect.joints[:, 2:] > 0).astype(float)], 1))
+            if rect.head_box is not None:
+                head_size.append(head_size_from_box(rect.head_box))
+            elif rect.joints[:, 2].any():
+                raise InputError(source, f"{frame.image}: annorect {r} has keypoints but no head box x1 y1 x2 y2")
             else:
                 head_size.append(np.nan)
-            track_ids.append(int(_scalar(rect.get("track_id", -1))))
-        regions = entry.get("ignore_regions") or []
-        xs = [[_scalar(p["x"]) for p in region.get("point", [])] for region in regions]
-        ys = [[_scalar(p["y"]) for p in region.get("point", [])] for region in regions]
-        yield GroundTruthFrame(image, None, np.stack(keypoints), np.array(head_size), np.array(track_ids),
-                               _polygons(xs, ys, source, image))
+        yield GroundTruthFrame(frame.image, None, np.stack(keypoints), np.array(head_size),
+                               np.array([rect.track_id for rect in frame.rects]),
+                               _polygons(frame.ignore_xs, frame.ignore_ys, source, frame.image))
 
 
 def _scalar(value):
