@@ -73,26 +73,48 @@ def _polygon_record(xs, ys) -> dict | None:
             "bbox": [*lo.tolist(), *(hi - lo).tolist()]}
 
 
-def _frames_2018(data: dict, images: Path, source: Path):
+def read_images_2018(data: dict, source: Path, layout=LAYOUT_2018):
+    """The one parser of PoseTrack 2018 (COCO-like) files, for training and evaluation.
+
+    Yields ``(image record, [(annotation, keypoints (K, 3) or None when it has none)])``
+    per image, ``K = len(layout)``.  Records without ids, keypoint lists of the wrong
+    length and non-numeric or non-finite values are one-line
+    :class:`~ftpose.files.InputError`s naming the record.
+    """
     by_image: dict = {}
-    for a in data["annotations"]:
-        by_image.setdefault(a.get("image_id"), []).append(a)
+    for i, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict) or "image_id" not in ann:
+            raise InputError(source, f"annotations[{i}] lacks 'image_id'")
+        by_image.setdefault(ann["image_id"], []).append(ann)
     for i, info in enumerate(data["images"]):
-        if not info.get("is_labeled", True) or "file_name" not in info:
+        if not isinstance(info, dict) or "id" not in info or "file_name" not in info:
+            raise InputError(source, f"images[{i}] lacks 'id' or 'file_name'")
+        yield info, [(ann, _keypoints_2018(ann, layout, source)) for ann in by_image.get(info["id"], [])]
+
+
+def _keypoints_2018(ann: dict, layout, source: Path) -> np.ndarray | None:
+    values, what = ann.get("keypoints"), f"annotation {ann.get('id')}"
+    if not values:
+        return None
+    try:
+        kps = np.asarray(values, np.float64).ravel()
+    except (TypeError, ValueError):
+        raise InputError(source, f"{what}: keypoints are not numbers") from None
+    if kps.size != 3 * len(layout):
+        raise InputError(source, f"{what} has {kps.size} keypoint values, expected {3 * len(layout)}")
+    return validate.numbers(kps, source, what, "keypoints").reshape(-1, 3)
+
+
+def _frames_2018(data: dict, images: Path, source: Path):
+    for i, (info, records) in enumerate(read_images_2018(data, source)):
+        if not info.get("is_labeled", True):
             continue
         people, ignore = [], []
         for xs, ys in zip(info.get("ignore_regions_x", []), info.get("ignore_regions_y", [])):
             if (rec := _polygon_record(xs, ys)) is not None:
                 ignore.append(rec)
-        for a in by_image.get(info.get("id"), []):
-            kps = a.get("keypoints") or []
-            if len(kps) != 3 * len(LAYOUT_2018):
-                if kps:
-                    raise InputError(source, f"annotation {a.get('id')} has {len(kps)} keypoint values, "
-                                             f"expected {3 * len(LAYOUT_2018)}")
-                continue
-            kps = validate.numbers(kps, source, f"annotation {a.get('id')}", "keypoints").reshape(-1, 3)
-            if np.count_nonzero(kps[:, 2]) == 0:
+        for a, kps in records:
+            if kps is None or np.count_nonzero(kps[:, 2]) == 0:
                 if "bbox" in a:  # a boxed person without keypoints: present but unannotated
                     ignore.append({"bbox": list(a["bbox"]), "iscrowd": 0, "num_keypoints": 0})
                 continue

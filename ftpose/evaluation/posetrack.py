@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from ftpose.data import validate
-from ftpose.data.posetrack import read_annolist_2017
+from ftpose.data.posetrack import read_annolist_2017, read_images_2018
 from ftpose.evaluation import malformed_as_input_error
 from ftpose.evaluation.clear_mot import MotAccumulator, MotCounts
 from ftpose.evaluation.pckh import (  # noqa: F401  (HEAD_BOX_FACTOR: read through this module by tests)
@@ -114,21 +114,14 @@ def _polygons(xs_list, ys_list, source, image) -> list[np.ndarray]:
 
 def _sequences_2018(data: dict, source: Path) -> list[Sequence]:
     layout = _layout_of(data, source)
-    by_image: dict = {}
-    for i, ann in enumerate(data["annotations"]):
-        if not isinstance(ann, dict) or "image_id" not in ann or "keypoints" not in ann:
-            raise InputError(source, f"annotations[{i}] lacks 'image_id' or 'keypoints'")
-        by_image.setdefault(ann["image_id"], []).append(ann)
     sequences: dict[str, Sequence] = {}
-    for i, info in enumerate(data["images"]):
-        if "id" not in info or "file_name" not in info:
-            raise InputError(source, f"images[{i}] lacks 'id' or 'file_name'")
-        anns = by_image.get(info["id"], [])
-        if not anns:  # poseval evaluates annotated frames only
+    for info, records in read_images_2018(data, source, layout):
+        if not records:  # poseval evaluates annotated frames only
             continue
         keypoints, head_size, track_ids = [], [], []
-        for ann in anns:
-            kp = _keypoint_array(ann["keypoints"], layout, source, f"annotation {ann.get('id')}")
+        for ann, kp in records:
+            if kp is None:
+                raise InputError(source, f"annotation {ann.get('id')} has no 'keypoints'")
             labelled = kp[:, 2] > 0
             xy, present, _ = protocol_joints(np.where(labelled[:, None], kp, 0.0)[None], np.zeros((1, len(layout))),
                                              layout, POSETRACK17, JOINTS)
