@@ -93,9 +93,13 @@ def read_images_2018(data: dict, source: Path, layout=LAYOUT_2018):
 
 
 def _keypoints_2018(ann: dict, layout, source: Path) -> np.ndarray | None:
-    values, what = ann.get("keypoints"), f"annotation {ann.get('id')}"
-    if not values:
-        return None
+    values = ann.get("keypoints")
+    return keypoint_triples(values, layout, source, f"annotation {ann.get('id')}") if values else None
+
+
+def keypoint_triples(values, layout, source, what: str) -> np.ndarray:
+    """A flat ``[x, y, v, ...]`` list of ``len(layout)`` keypoints as a ``(K, 3)`` array:
+    numbers, the right count, finite; else a one-line error naming ``what``."""
     try:
         kps = np.asarray(values, np.float64).ravel()
     except (TypeError, ValueError):

@@ -31,8 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ftpose.data import validate
-from ftpose.data.posetrack import read_annolist_2017, read_images_2018
+from ftpose.data.posetrack import keypoint_triples, read_annolist_2017, read_images_2018
 from ftpose.evaluation import malformed_as_input_error
 from ftpose.evaluation.clear_mot import MotAccumulator, MotCounts
 from ftpose.evaluation.pckh import (  # noqa: F401  (HEAD_BOX_FACTOR: read through this module by tests)
@@ -166,16 +165,6 @@ def _scalar(value):
     return value[0] if isinstance(value, list) else value
 
 
-def _keypoint_array(values, layout: KeypointSet, source, what: str) -> np.ndarray:
-    try:
-        kp = np.asarray(values, np.float64).ravel()
-    except (TypeError, ValueError):
-        raise InputError(source, f"{what}: keypoints are not numbers") from None
-    if kp.size != 3 * len(layout):
-        raise InputError(source, f"{what} has {kp.size} keypoint values, expected {3 * len(layout)}")
-    return validate.numbers(kp, source, what, "keypoints").reshape(-1, 3)   # NaN/inf refused
-
-
 def _layout_of(data: dict, source: Path) -> KeypointSet:
     """The keypoint layout a 2018-format file declares (by joint names), POSETRACK18 if none."""
     categories = data.get("categories") or []
@@ -256,7 +245,7 @@ def _results_from_records(records: list, source: Path, layout: KeypointSet) -> d
         if not isinstance(record, dict) or "image_id" not in record or "keypoints" not in record:
             raise InputError(source, f"record {i} lacks 'image_id' or 'keypoints'")
         what = f"record {i} (image {record['image_id']})"
-        kp = _keypoint_array(record["keypoints"], layout, source, what)
+        kp = keypoint_triples(record["keypoints"], layout, source, what)
         track = record.get("track_id")
         people.append((kp, _person_scores(record, len(layout), source, what), None if track is None else int(track)))
         keys.append(record["image_id"])
@@ -270,7 +259,7 @@ def _results_2018(data: dict, source: Path, layout: KeypointSet) -> dict:
         what = f"annotation {ann.get('id', i)}"
         if "image_id" not in ann or "keypoints" not in ann:
             raise InputError(source, f"{what} lacks 'image_id' or 'keypoints'")
-        kp = _keypoint_array(ann["keypoints"], layout, source, what)
+        kp = keypoint_triples(ann["keypoints"], layout, source, what)
         track = ann.get("track_id")
         people.append((kp, _person_scores(ann, len(layout), source, what), None if track is None else int(track)))
         keys.append(ann["image_id"])
