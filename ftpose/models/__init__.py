@@ -153,7 +153,9 @@ def _read_checkpoint(path: Path):
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, SafetensorError) as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, SafetensorError,
+            IndexError, KeyError, TypeError, AttributeError, UnicodeDecodeError, MemoryError) as e:
+        # a corrupt file can make the (weights-only) unpickler fail in any of these ways
         problem = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InputError(path, f"neither a safetensors file nor a readable torch checkpoint ({problem})") from None
     missing = [k for k in ("model", "model_name") if not isinstance(checkpoint, dict) or k not in checkpoint]
