@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from ftpose.files import InputError
 
 
 @click.command("distill")
@@ -76,7 +75,7 @@ def command(data, teacher, teacher_flip, teacher_scales, freeze, unlabeled, excl
     from ftpose.models.registry import option_names
     from ftpose.training.config import command_line_overrides, load_config
     from ftpose.training.distributed import is_main_process
-    from ftpose.training.engine import NonFiniteError
+    from ftpose.cli.train import run_training
 
     if not is_main_process():
         warnings.simplefilter("ignore")  # rank 0 shows them
@@ -97,15 +96,12 @@ def command(data, teacher, teacher_flip, teacher_scales, freeze, unlabeled, excl
     saved = out_dir / "config.toml"
     if resume and config_file is None and saved.is_file():
         config_file = saved
-    try:
+
+    def run():
         config = load_config(config_file, overrides)
         if "pretrained_backbone" in option_names(config.model):
             config.model_options.setdefault("pretrained_backbone", True)  # a student starts from ImageNet
         distill_settings = load_distill_config(out_dir / DISTILL_FILE if resume else None, settings)
-        summary = distill(config, distill_settings, out_dir, resume=resume, progress=not quiet)
-    except (InputError, ValueError, NonFiniteError) as e:
-        if not is_main_process():  # under torchrun every rank meets the same error: rank 0 says it
-            raise SystemExit(1) from None
-        raise click.ClickException(str(e)) from None
-    if summary:
-        click.echo(f"step {summary['step']}: loss {summary['loss']:.4g}; checkpoints in {out_dir}")
+        return distill(config, distill_settings, out_dir, resume=resume, progress=not quiet)
+
+    run_training(run, out_dir)

@@ -49,7 +49,7 @@ def command(model, init, data, val, out_dir, config_file, steps, batch_size, lr,
     """
     from ftpose.training.config import command_line_overrides, load_config
     from ftpose.training.distributed import is_main_process
-    from ftpose.training.engine import NonFiniteError, train
+    from ftpose.training.engine import train
 
     if not is_main_process():
         warnings.simplefilter("ignore")  # rank 0 shows them
@@ -63,9 +63,18 @@ def command(model, init, data, val, out_dir, config_file, steps, batch_size, lr,
     saved = out_dir / "config.toml"
     if resume and config_file is None and saved.is_file():
         config_file = saved
+    run_training(lambda: train(load_config(config_file, overrides), out_dir, resume=resume, progress=not quiet),
+                 out_dir)
+
+
+def run_training(run, out_dir: Path) -> None:
+    """Run ``train`` or ``distill`` (``run()``): their one-line errors as the command's (said by
+    rank 0 only under torchrun, exit 1), then the summary line."""
+    from ftpose.training.distributed import is_main_process
+    from ftpose.training.engine import NonFiniteError
+
     try:
-        config = load_config(config_file, overrides)
-        summary = train(config, out_dir, resume=resume, progress=not quiet)
+        summary = run()
     except (InputError, ValueError, NonFiniteError) as e:
         if not is_main_process():  # under torchrun every rank meets the same error: rank 0 says it
             raise SystemExit(1) from None
